@@ -1,0 +1,55 @@
+# Slipway developer commands (CONTRACT.md section 1). Works on a fresh machine with only
+# Python 3.11+: uv is installed with pip when missing.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+# Recursive (=) so that it is evaluated after ensure-uv has installed uv.
+UV = $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+HOST ?= 127.0.0.1
+PORT ?= 8000
+STACK ?= staging
+
+.PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
+	erd dashboards flows infra-plan hooks bench
+
+help: ## list the commands
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+ensure-uv:
+	@command -v uv >/dev/null 2>&1 || $(PYTHON) -m uv --version >/dev/null 2>&1 || \
+		$(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+
+sync-runtime: ensure-uv
+	@$(UV) sync --frozen --inexact --no-default-groups
+
+sync: ensure-uv
+	@$(UV) sync --frozen --all-groups
+
+run: sync-runtime migrate ## install, migrate the embedded SQLite DB and serve on :8000
+	$(UV) run --no-sync uvicorn api.main:app --host $(HOST) --port $(PORT)
+
+migrate: sync-runtime ## apply Alembic migrations to DATABASE_URL
+	$(UV) run --no-sync alembic upgrade head
+
+system-deps: ## Debian packages the tests use (promtool), when running as root with apt
+	@if ! command -v promtool >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package prometheus (promtool)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+
+lint: sync ## ruff (lint + format check), mypy, hadolint
+	$(UV) run --no-sync ruff check .
+	$(UV) run --no-sync ruff format --check .
+	$(UV) run --no-sync mypy .
+	$(UV) run --no-sync hadolint Dockerfile
+
+test: sync system-deps lint ## install what tests need, lint, run the whole suite
+	$(UV) run --no-sync pytest
+
+erd: sync ## regenerate docs/erd.md from the models
+	$(UV) run --no-sync python scripts/generate_erd.py
+
+bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
+	$(UV) run --no-sync python -m benchmarks

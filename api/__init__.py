@@ -1,0 +1,1 @@
+"""Slipway API: FastAPI + SQLModel service (accounts, auth, rate limits, payments)."""

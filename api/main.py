@@ -1,0 +1,92 @@
+"""Application factory: `create_app(settings)`; `app` is the instance uvicorn serves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api import health
+from api.db import Database
+from api.errors import install_problem_handlers
+from api.logging_config import configure_logging
+from api.middleware import RequestContextMiddleware
+from api.observability import routes as metrics_routes
+from api.observability.middleware import MetricsMiddleware
+from api.settings import Settings, get_settings
+
+StartupHook = Callable[[FastAPI], Awaitable[None]]
+ReadinessProbe = Callable[[], Awaitable[None]]
+
+
+def _lifespan(dispose_on_shutdown: bool) -> Callable[[FastAPI], AsyncIterator[None]]:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Mangum runs the lifespan on every Lambda invocation: start-up work runs once per
+        # process and pools survive between invocations.
+        async with app.state.startup_lock:
+            if not app.state.started:
+                for hook in app.state.startup_hooks:
+                    await hook(app)
+                app.state.started = True
+        yield
+        if dispose_on_shutdown:
+            for hook in reversed(app.state.shutdown_hooks):
+                await hook(app)
+            await app.state.database.dispose()
+            app.state.started = False
+
+    return lifespan  # type: ignore[return-value]
+
+
+def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = True) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="Slipway API",
+        version="0.1.0",
+        lifespan=_lifespan(dispose_on_shutdown),
+        docs_url="/docs",
+        redoc_url=None,
+    )
+    app.state.settings = settings
+    app.state.database = Database(settings.database_url)
+    app.state.started = False
+    app.state.startup_lock = asyncio.Lock()
+    app.state.startup_hooks = []
+    app.state.shutdown_hooks = []
+    app.state.readiness_probes = {}
+
+    install_problem_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics_routes.router)
+
+    # Middleware added last runs first: the request context wraps everything, so even a
+    # failure inside the metrics layer is answered with problem+json and a request id.
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "X-Request-ID"],
+            expose_headers=["RateLimit", "RateLimit-Policy", "Retry-After", "X-Request-ID"],
+        )
+    app.add_middleware(MetricsMiddleware)
+    app.add_middleware(RequestContextMiddleware)
+    return app
+
+
+_served_app: FastAPI | None = None
+
+
+def __getattr__(name: str) -> FastAPI:
+    """`api.main:app`, built on first access so importing `create_app` builds nothing."""
+    global _served_app
+    if name != "app":
+        raise AttributeError(name)
+    if _served_app is None:
+        configure_logging()
+        _served_app = create_app()
+    return _served_app

@@ -1,0 +1,59 @@
+"""Every metric the API exports, defined once. Names and labels are the contract (CONTRACT.md
+section 5) that dashboards and alerts are built on; a test checks them against both.
+
+With PROMETHEUS_MULTIPROC_DIR set (several uvicorn/gunicorn workers) prometheus_client keeps
+values in shared files; gauges then need an explicit multiprocess mode.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+# Latency buckets for an API whose p99 target is a few hundred milliseconds.
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+WEBHOOK_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
+
+http_requests_total = Counter(
+    "http_requests_total", "HTTP requests answered.", ["method", "route", "status"]
+)
+http_request_duration_seconds = Histogram(
+    "http_request_duration_seconds",
+    "Time to answer an HTTP request.",
+    ["method", "route"],
+    buckets=LATENCY_BUCKETS,
+)
+http_requests_in_progress = Gauge(
+    "http_requests_in_progress", "HTTP requests being answered.", multiprocess_mode="livesum"
+)
+
+ratelimit_decisions_total = Counter(
+    "ratelimit_decisions_total", "Rate-limit decisions.", ["policy", "decision"]
+)
+ratelimit_backend_errors_total = Counter(
+    "ratelimit_backend_errors_total",
+    "Rate-limit decisions that fell back to the in-process limiter (Redis failed or slow).",
+)
+
+auth_logins_total = Counter("auth_logins_total", "Login attempts.", ["result"])
+auth_refresh_total = Counter("auth_refresh_total", "Refresh-token presentations.", ["result"])
+
+payments_created_total = Counter("payments_created_total", "Payments created.", ["currency"])
+payments_status_transitions_total = Counter(
+    "payments_status_transitions_total", "Payment status transitions applied.", ["status"]
+)
+stripe_webhook_events_total = Counter(
+    "stripe_webhook_events_total", "Stripe webhook deliveries.", ["type", "result"]
+)
+stripe_webhook_processing_seconds = Histogram(
+    "stripe_webhook_processing_seconds",
+    "Time to verify, store and apply a Stripe webhook delivery.",
+    buckets=WEBHOOK_BUCKETS,
+)
+
+ops_flow_last_success_timestamp_seconds = Gauge(
+    "ops_flow_last_success_timestamp_seconds",
+    "Unix time of the last successful run of each ops flow.",
+    ["flow"],
+    multiprocess_mode="max",
+)
+ops_flow_runs_total = Counter("ops_flow_runs_total", "Ops flow runs.", ["flow", "result"])

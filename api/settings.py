@@ -1,0 +1,203 @@
+"""The only reader of environment variables (CONTRACT.md section 2).
+
+Outside development, settings refuse to load when a value is missing or insecure, naming the
+variable, so a misconfigured deployment fails at start-up instead of at the first request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+AppEnv = Literal["development", "test", "staging", "production"]
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.data/dev.db"
+MIN_SECRET_TOKEN_LENGTH = 32
+MIN_PASSWORD_LENGTH = 12
+
+
+def _split_csv(value: object) -> object:
+    """Comma-separated environment values become lists; blanks are dropped."""
+    if isinstance(value, str):
+        return [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def normalise_database_url(url: str) -> str:
+    """Map plain PostgreSQL URLs to the async psycopg driver the API uses."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_file=None, case_sensitive=False, extra="ignore", frozen=True
+    )
+
+    app_env: AppEnv = "development"
+    database_url: str = DEFAULT_DATABASE_URL
+    redis_url: str | None = None
+
+    jwt_private_keys: SecretStr | None = None
+    jwt_issuer: str = Field(default="slipway", min_length=1)
+    jwt_audience: str = Field(default="slipway-api", min_length=1)
+    access_token_ttl_seconds: int = Field(default=900, ge=30, le=3600)
+    refresh_token_ttl_seconds: int = Field(default=1_209_600, ge=300, le=90 * 86_400)
+
+    stripe_secret_key: SecretStr | None = None
+    stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    stripe_api_base: str | None = None
+
+    prices_file: Path | None = None
+    rate_limits_file: Path | None = None
+    trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+
+    metrics_token: SecretStr | None = None
+    bootstrap_admin_email: str | None = None
+    bootstrap_admin_password: SecretStr | None = None
+    cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # prometheus_client's own variable: set when several worker processes share metrics.
+    prometheus_multiproc_dir: Path | None = None
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        url = normalise_database_url(value.strip())
+        if not url.startswith(("sqlite+aiosqlite://", "postgresql+psycopg://")):
+            raise ValueError(
+                "DATABASE_URL must be a sqlite+aiosqlite:// or postgresql(+psycopg):// URL"
+            )
+        return url
+
+    @field_validator("redis_url", "stripe_api_base", "bootstrap_admin_email")
+    @classmethod
+    def _blank_is_unset(cls, value: str | None) -> str | None:
+        return value.strip() or None if value is not None else None
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("REDIS_URL must start with redis:// or rediss://")
+        return value
+
+    @field_validator("stripe_api_base")
+    @classmethod
+    def _stripe_api_base(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("STRIPE_API_BASE must be an http(s) URL")
+        return value.rstrip("/") if value else value
+
+    @field_validator("stripe_webhook_secrets", "cors_origins", mode="before")
+    @classmethod
+    def _csv(cls, value: object) -> object:
+        return _split_csv(value)
+
+    @field_validator("trusted_proxies", mode="before")
+    @classmethod
+    def _proxies(cls, value: object) -> object:
+        items = _split_csv(value)
+        if isinstance(items, list):
+            try:
+                return [ipaddress.ip_network(str(item), strict=False) for item in items]
+            except ValueError as exc:
+                raise ValueError(f"TRUSTED_PROXIES: {exc}") from None
+        return items
+
+    @field_validator("stripe_webhook_secrets")
+    @classmethod
+    def _webhook_secrets(cls, value: list[SecretStr]) -> list[SecretStr]:
+        for secret in value:
+            if not secret.get_secret_value().startswith("whsec_"):
+                raise ValueError("STRIPE_WEBHOOK_SECRETS entries must start with whsec_")
+        return value
+
+    @property
+    def is_deployed(self) -> bool:
+        return self.app_env in ("staging", "production")
+
+    @property
+    def uses_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+    @model_validator(mode="after")
+    def _refuse_insecure_deployments(self) -> Settings:
+        problems = [*self._bootstrap_problems()]
+        if self.is_deployed:
+            problems.extend(self._deployment_problems())
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    def _bootstrap_problems(self) -> list[str]:
+        email, password = self.bootstrap_admin_email, self.bootstrap_admin_password
+        if (email is None) != (password is None):
+            return ["BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD must be set together"]
+        if password is not None and len(password.get_secret_value()) < MIN_PASSWORD_LENGTH:
+            return [f"BOOTSTRAP_ADMIN_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters"]
+        return []
+
+    def _deployment_problems(self) -> list[str]:
+        env = self.app_env
+        problems: list[str] = []
+        if self.uses_sqlite:
+            problems.append(f"DATABASE_URL must point at PostgreSQL in {env}")
+        if not self.jwt_private_keys or not self.jwt_private_keys.get_secret_value().strip():
+            problems.append(f"JWT_PRIVATE_KEYS is required in {env} (no generated dev keys)")
+        if self.redis_url is None:
+            problems.append(f"REDIS_URL is required in {env} (rate limits must be shared)")
+        token = self.metrics_token.get_secret_value() if self.metrics_token else ""
+        if len(token) < MIN_SECRET_TOKEN_LENGTH:
+            problems.append(
+                f"METRICS_TOKEN must be set to at least {MIN_SECRET_TOKEN_LENGTH} characters in {env}"
+            )
+        if "*" in self.cors_origins:
+            problems.append(f"CORS_ORIGINS must not contain '*' in {env}")
+        if any(origin.startswith("http://") for origin in self.cors_origins):
+            problems.append(f"CORS_ORIGINS must use https:// origins in {env}")
+        if self.stripe_secret_key is not None:
+            key = self.stripe_secret_key.get_secret_value()
+            if not self.stripe_webhook_secrets:
+                problems.append("STRIPE_WEBHOOK_SECRETS is required when STRIPE_SECRET_KEY is set")
+            if env == "production" and key.startswith("sk_test_"):
+                problems.append("STRIPE_SECRET_KEY must be a live key in production")
+            if self.stripe_api_base is not None and env == "production":
+                problems.append("STRIPE_API_BASE must not be overridden in production")
+        return problems
+
+
+class SettingsError(RuntimeError):
+    """Configuration is invalid; the message names the variables and never echoes values."""
+
+
+def load_settings() -> Settings:
+    """Settings from the process environment, with errors that cannot leak secret values.
+
+    pydantic's default message repeats every input (including secrets) after the error,
+    so only the location and message of each error are kept.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        lines = []
+        for error in exc.errors(include_input=False, include_url=False):
+            location = ".".join(str(part) for part in error["loc"]).upper()
+            message = error["msg"].removeprefix("Value error, ")
+            lines.append(f"{location}: {message}" if location else message)
+        raise SettingsError("invalid configuration: " + "; ".join(lines)) from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Settings from the process environment, read once."""
+    return load_settings()

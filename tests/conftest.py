@@ -1,0 +1,135 @@
+"""Shared fixtures: databases (SQLite and PostgreSQL, migrated once per session), Redis, and
+apps served over ASGI to an httpx client.
+
+Each test starts from empty tables: rows are deleted after every test that used a database,
+which (unlike a rolled-back transaction) lets tests commit from concurrent connections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from alembic import command
+from alembic.config import Config
+from fastapi import FastAPI
+from sqlalchemy import create_engine, delete
+
+from api.main import create_app
+from api.models import metadata
+from api.settings import Settings
+from tests.services import (
+    create_scratch_postgres_database,
+    drop_postgres_database,
+    require_redis,
+)
+
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
+
+
+def alembic_config(database_url: str) -> Config:
+    config = Config(str(ROOT / "alembic.ini"))
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def migrate(database_url: str, revision: str = "head") -> None:
+    command.upgrade(alembic_config(database_url), revision)
+
+
+def _sync_url(url: str) -> str:
+    return url.replace("sqlite+aiosqlite", "sqlite")
+
+
+def delete_all_rows(database_url: str) -> None:
+    engine = create_engine(_sync_url(database_url))
+    try:
+        with engine.begin() as connection:
+            for table in reversed(metadata.sorted_tables):
+                connection.execute(delete(table))
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def sqlite_url(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+    migrate(url)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    url = create_scratch_postgres_database()
+    try:
+        migrate(url)
+        yield url
+    finally:
+        drop_postgres_database(url)
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """Both backends: tests using this run once on SQLite and once on PostgreSQL."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    return require_redis()
+
+
+def make_settings(database_url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {"app_env": "test", "database_url": database_url}
+    values.update(overrides)
+    return Settings(**values)
+
+
+@pytest.fixture(scope="session")
+def settings_factory() -> Callable[..., Settings]:
+    return make_settings
+
+
+class AppHarness:
+    """Starts apps (lifespan included) and hands out clients; closes everything at the end."""
+
+    def __init__(self, stack: AsyncExitStack) -> None:
+        self._stack = stack
+
+    async def start(self, settings: Settings) -> FastAPI:
+        app = create_app(settings)
+        await self._stack.enter_async_context(app.router.lifespan_context(app))
+        return app
+
+    @staticmethod
+    def client(
+        app: FastAPI, client_ip: str = "127.0.0.1", **kwargs: Any
+    ) -> httpx.AsyncClient:
+        transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
+        return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app_harness() -> AsyncIterator[AppHarness]:
+    async with AsyncExitStack() as stack:
+        yield AppHarness(stack)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def app(app_harness: AppHarness, database_url: str) -> FastAPI:
+    """One app per backend for the whole session."""
+    return await app_harness.start(make_settings(database_url))
+
+
+@pytest_asyncio.fixture
+async def client(app: FastAPI, database_url: str) -> AsyncIterator[httpx.AsyncClient]:
+    async with AppHarness.client(app) as http:
+        yield http
+    delete_all_rows(database_url)
