@@ -86,8 +86,17 @@ def redis_url() -> str:
     return require_redis()
 
 
+# Generous quotas so unrelated tests never meet a 429; rate-limit tests pass
+# rate_limits_file=None to get the bundled defaults.
+GENEROUS_RATE_LIMITS_FILE = FIXTURES / "ratelimits_generous.toml"
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {"app_env": "test", "database_url": database_url}
+    values: dict[str, Any] = {
+        "app_env": "test",
+        "database_url": database_url,
+        "rate_limits_file": GENEROUS_RATE_LIMITS_FILE,
+    }
     values.update(overrides)
     return Settings(**values)
 
