@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -22,7 +22,9 @@ StartupHook = Callable[[FastAPI], Awaitable[None]]
 ReadinessProbe = Callable[[], Awaitable[None]]
 
 
-def _lifespan(dispose_on_shutdown: bool) -> Callable[[FastAPI], AsyncIterator[None]]:
+def _lifespan(
+    dispose_on_shutdown: bool,
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         # Mangum runs the lifespan on every Lambda invocation: start-up work runs once per
@@ -39,7 +41,7 @@ def _lifespan(dispose_on_shutdown: bool) -> Callable[[FastAPI], AsyncIterator[No
             await app.state.database.dispose()
             app.state.started = False
 
-    return lifespan  # type: ignore[return-value]
+    return lifespan
 
 
 def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = True) -> FastAPI:

@@ -158,9 +158,8 @@ class Settings(BaseSettings):
             problems.append(f"REDIS_URL is required in {env} (rate limits must be shared)")
         token = self.metrics_token.get_secret_value() if self.metrics_token else ""
         if len(token) < MIN_SECRET_TOKEN_LENGTH:
-            problems.append(
-                f"METRICS_TOKEN must be set to at least {MIN_SECRET_TOKEN_LENGTH} characters in {env}"
-            )
+            minimum = MIN_SECRET_TOKEN_LENGTH
+            problems.append(f"METRICS_TOKEN must be set to at least {minimum} characters in {env}")
         if "*" in self.cors_origins:
             problems.append(f"CORS_ORIGINS must not contain '*' in {env}")
         if any(origin.startswith("http://") for origin in self.cors_origins):

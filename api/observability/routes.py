@@ -18,7 +18,7 @@ router = APIRouter(include_in_schema=False)
 def _registry(settings: Settings) -> CollectorRegistry:
     if settings.prometheus_multiproc_dir is not None:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
         return registry
     return REGISTRY
 

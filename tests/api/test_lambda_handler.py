@@ -1,0 +1,63 @@
+"""The Lambda entry point stays light and serves the same app through Mangum."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+
+_PROBE = r"""
+import json, sys
+import api.lambda_handler as entry
+
+def event(path):
+    return {
+        "version": "2.0", "routeKey": "$default", "rawPath": path, "rawQueryString": "",
+        "headers": {"host": "lambda.local", "x-request-id": "lambda-1"},
+        "requestContext": {"http": {"method": "GET", "path": path, "sourceIp": "203.0.113.9",
+                                    "protocol": "HTTP/1.1", "userAgent": "test"},
+                           "domainName": "lambda.local", "accountId": "1", "apiId": "a",
+                           "requestId": "r", "stage": "$default", "time": "", "timeEpoch": 0},
+        "isBase64Encoded": False,
+    }
+
+responses = [entry.handler(event(p), None) for p in ("/healthz", "/readyz", "/readyz")]
+app = entry.handler.app
+forbidden = {"prefect", "pulumi", "pulumi_aws", "boto3", "botocore"}
+heavy = sorted(m for m in sys.modules if m.split(".")[0] in forbidden)
+print(json.dumps({
+    "statuses": [r["statusCode"] for r in responses],
+    "bodies": [r["body"] for r in responses],
+    "request_id": responses[0]["headers"].get("x-request-id"),
+    "engine_reused": app.state.database._engine is not None,
+    "heavy": heavy,
+}))
+"""
+
+
+def test_lambda_handler_is_light_and_serves_requests(tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "APP_ENV": "test",
+        "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'lambda.db'}",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout.strip().splitlines()[-1])
+    assert report["heavy"] == [], f"the Lambda image would load {report['heavy']}"
+    assert report["statuses"] == [200, 200, 200]
+    assert json.loads(report["bodies"][0]) == {"status": "ok"}
+    assert report["request_id"] == "lambda-1"
+    # Mangum runs the lifespan per invocation: the pool must survive between invocations.
+    assert report["engine_reused"] is True

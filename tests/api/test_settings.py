@@ -1,0 +1,124 @@
+"""Settings: validated, and refusing insecure deployments with messages that name variables."""
+
+from __future__ import annotations
+
+import ipaddress
+
+import pytest
+
+from api.settings import Settings, SettingsError, load_settings
+
+SECURE_PRODUCTION = {
+    "APP_ENV": "production",
+    "DATABASE_URL": "postgresql://app:pw@db.internal:5432/slipway",
+    "REDIS_URL": "rediss://cache.internal:6379/0",
+    "JWT_PRIVATE_KEYS": "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n",
+    "METRICS_TOKEN": "m" * 40,
+}
+
+
+@pytest.fixture
+def environment(monkeypatch: pytest.MonkeyPatch):
+    def apply(values: dict[str, str]) -> None:
+        for name, value in values.items():
+            monkeypatch.setenv(name, value)
+
+    return apply
+
+
+def test_development_defaults_need_nothing() -> None:
+    settings = Settings()
+    assert settings.database_url.startswith("sqlite+aiosqlite://")
+    assert settings.access_token_ttl_seconds == 900
+    assert settings.refresh_token_ttl_seconds == 1_209_600
+
+
+def test_postgresql_urls_are_mapped_to_psycopg() -> None:
+    assert (
+        Settings(database_url="postgresql://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+    )
+    assert Settings(database_url="postgres://u@h/db").database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_lists_are_comma_separated(environment) -> None:
+    environment(
+        {
+            "TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32",
+            "STRIPE_WEBHOOK_SECRETS": "whsec_old,whsec_new",
+            "CORS_ORIGINS": "https://a.example, https://b.example",
+        }
+    )
+    settings = load_settings()
+    assert settings.trusted_proxies == [
+        ipaddress.ip_network("10.0.0.0/8"),
+        ipaddress.ip_network("2001:db8::/32"),
+    ]
+    assert [s.get_secret_value() for s in settings.stripe_webhook_secrets] == [
+        "whsec_old",
+        "whsec_new",
+    ]
+    assert settings.cors_origins == ["https://a.example", "https://b.example"]
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("APP_ENV", "prod"),
+        ("DATABASE_URL", "mysql://x/y"),
+        ("REDIS_URL", "http://cache"),
+        ("TRUSTED_PROXIES", "not-a-network"),
+        ("STRIPE_WEBHOOK_SECRETS", "sk_live_oops"),
+        ("ACCESS_TOKEN_TTL_SECONDS", "0"),
+        ("STRIPE_API_BASE", "ftp://x"),
+    ],
+)
+def test_invalid_values_are_refused_naming_the_variable(environment, name, value) -> None:
+    environment({name: value})
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert name in str(error.value)
+
+
+def test_secure_production_configuration_loads(environment) -> None:
+    environment(SECURE_PRODUCTION)
+    assert load_settings().app_env == "production"
+
+
+@pytest.mark.parametrize(
+    ("override", "named"),
+    [
+        ({"DATABASE_URL": "sqlite+aiosqlite:///./prod.db"}, "DATABASE_URL"),
+        ({"JWT_PRIVATE_KEYS": ""}, "JWT_PRIVATE_KEYS"),
+        ({"REDIS_URL": ""}, "REDIS_URL"),
+        ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
+        ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+        ({"STRIPE_SECRET_KEY": "sk_live_x"}, "STRIPE_WEBHOOK_SECRETS"),
+        (
+            {"STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRETS": "whsec_x"},
+            "STRIPE_SECRET_KEY",
+        ),
+        ({"BOOTSTRAP_ADMIN_EMAIL": "admin@example.com"}, "BOOTSTRAP_ADMIN_PASSWORD"),
+    ],
+)
+def test_production_refuses_missing_or_insecure_values(environment, override, named) -> None:
+    environment({**SECURE_PRODUCTION, **override})
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert named in str(error.value)
+
+
+def test_errors_never_echo_secret_values(environment) -> None:
+    environment(
+        {
+            **SECURE_PRODUCTION,
+            "DATABASE_URL": "sqlite+aiosqlite:///./x.db",
+            "STRIPE_SECRET_KEY": "sk_live_supersecret123",
+            "METRICS_TOKEN": "tiny-secret",
+        }
+    )
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "supersecret123" not in message
+    assert "tiny-secret" not in message
+    assert "BEGIN PRIVATE KEY" not in message
