@@ -1,0 +1,28 @@
+"""Run every benchmark module (`bench_*.py`), or the ones named: python -m benchmarks auth."""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+import sys
+from pathlib import Path
+
+
+def main(argv: list[str]) -> int:
+    available = sorted(
+        module.name.removeprefix("bench_")
+        for module in pkgutil.iter_modules([str(Path(__file__).parent)])
+        if module.name.startswith("bench_")
+    )
+    chosen = argv or available
+    unknown = sorted(set(chosen) - set(available))
+    if unknown:
+        print(f"unknown benchmarks {unknown}; available: {available}", file=sys.stderr)
+        return 2
+    for name in chosen:
+        importlib.import_module(f"benchmarks.bench_{name}").main()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
