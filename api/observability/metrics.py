@@ -2,7 +2,8 @@
 section 5) that dashboards and alerts are built on; a test checks them against both.
 
 With PROMETHEUS_MULTIPROC_DIR set (several uvicorn/gunicorn workers) prometheus_client keeps
-values in shared files; gauges then need an explicit multiprocess mode.
+values in shared files; gauges then need an explicit multiprocess mode. The ops_* series come
+from the database instead (api.observability.flow_metrics).
 """
 
 from __future__ import annotations
@@ -50,10 +51,21 @@ stripe_webhook_processing_seconds = Histogram(
     buckets=WEBHOOK_BUCKETS,
 )
 
-ops_flow_last_success_timestamp_seconds = Gauge(
-    "ops_flow_last_success_timestamp_seconds",
-    "Unix time of the last successful run of each ops flow.",
-    ["flow"],
-    multiprocess_mode="max",
+# ops_flow_last_success_timestamp_seconds{flow} and ops_flow_runs_total{flow,result} are not
+# process metrics: flows record their runs in the database and /metrics derives these series
+# from it at scrape time (api.observability.flow_metrics, docs/adr/0002-flow-metrics.md).
+
+# Every metric object above; the catalogue (what dashboards and rules may select) reads them.
+API_METRICS: tuple[Counter | Gauge | Histogram, ...] = (
+    http_requests_total,
+    http_request_duration_seconds,
+    http_requests_in_progress,
+    ratelimit_decisions_total,
+    ratelimit_backend_errors_total,
+    auth_logins_total,
+    auth_refresh_total,
+    payments_created_total,
+    payments_status_transitions_total,
+    stripe_webhook_events_total,
+    stripe_webhook_processing_seconds,
 )
-ops_flow_runs_total = Counter("ops_flow_runs_total", "Ops flow runs.", ["flow", "result"])

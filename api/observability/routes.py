@@ -1,34 +1,50 @@
-"""GET /metrics in Prometheus text format, behind METRICS_TOKEN when it is set."""
+"""GET /metrics in Prometheus text format, behind METRICS_TOKEN when it is set.
+
+One scrape carries both the process metrics (or, with several workers, those of all workers)
+and the ops_* series read from the database at that moment.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import hmac
+import logging
+from collections.abc import Iterable
 
 from fastapi import APIRouter, Request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
+from api.db import Database
 from api.errors import ProblemError
+from api.observability.flow_metrics import FlowRunCollector, FlowRunSnapshot, load_snapshot
 from api.settings import Settings
 
 router = APIRouter(include_in_schema=False)
+logger = logging.getLogger(__name__)
+
+# A scrape must answer even when the database is slow: ops series are then left out.
+FLOW_SNAPSHOT_TIMEOUT_SECONDS = 3.0
 
 
-def _registry(settings: Settings) -> CollectorRegistry:
-    if settings.prometheus_multiproc_dir is not None:
-        registry = CollectorRegistry()
-        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
-        return registry
-    return REGISTRY
+class _ProcessRegistry:
+    """The default registry as one collector of a per-scrape registry."""
+
+    def collect(self) -> Iterable[Metric]:
+        return REGISTRY.collect()
 
 
 def _check_token(request: Request, settings: Settings) -> None:
     if settings.metrics_token is None:
         return
-    expected = f"Bearer {settings.metrics_token.get_secret_value()}".encode()
-    presented = request.headers.get("authorization", "").encode()
-    if not hmac.compare_digest(presented, expected):
+    scheme, _, presented = request.headers.get("authorization", "").partition(" ")
+    expected = settings.metrics_token.get_secret_value().encode()
+    # compare_digest on bytes runs in constant time for equal lengths; the scheme is public.
+    valid = scheme.lower() == "bearer" and hmac.compare_digest(presented.strip().encode(), expected)
+    if not valid:
         raise ProblemError(
             401,
             "a valid metrics token is required",
@@ -36,8 +52,31 @@ def _check_token(request: Request, settings: Settings) -> None:
         )
 
 
+async def _flow_snapshot(database: Database) -> FlowRunSnapshot | None:
+    try:
+        async with asyncio.timeout(FLOW_SNAPSHOT_TIMEOUT_SECONDS):
+            async with database.sessions() as session:
+                return await load_snapshot(session)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        logger.warning("ops flow metrics unavailable: %s", type(exc).__name__)
+        return None
+
+
+def _scrape_registry(settings: Settings, snapshot: FlowRunSnapshot | None) -> CollectorRegistry:
+    registry = CollectorRegistry(auto_describe=False)
+    if settings.prometheus_multiproc_dir is not None:
+        path = str(settings.prometheus_multiproc_dir)
+        MultiProcessCollector(registry, path=path)  # type: ignore[no-untyped-call]
+    else:
+        registry.register(_ProcessRegistry())
+    registry.register(FlowRunCollector(snapshot))
+    return registry
+
+
 @router.get("/metrics")
 async def metrics(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     _check_token(request, settings)
-    return Response(generate_latest(_registry(settings)), media_type=CONTENT_TYPE_LATEST)
+    snapshot = await _flow_snapshot(request.app.state.database)
+    body = generate_latest(_scrape_registry(settings, snapshot))
+    return Response(body, media_type=CONTENT_TYPE_LATEST)
