@@ -18,6 +18,7 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -64,23 +65,32 @@ def serve(
     ]  # fmt: skip
     if factory:
         command.append("--factory")
-    process = subprocess.Popen(command, cwd=ROOT, env={**os.environ, **(env or {})})
     base_url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(base_url + ready_path, timeout=1).status_code < 500:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline or process.poll() is not None:
-                raise RuntimeError(f"{app} did not start")
-            time.sleep(0.2)
-        yield base_url
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    # The server's output is kept aside and shown only if it fails to start.
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **(env or {})}, stdout=log, stderr=log
+        )
+        try:
+            _wait_until_ready(process, base_url + ready_path, log)
+            yield base_url
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: IO[str]) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(url, timeout=1).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() > deadline or process.poll() is not None:
+            log.seek(0)
+            raise RuntimeError(f"the server did not start:\n{log.read()[-4000:]}")
+        time.sleep(0.2)
 
 
 _LUA_TEMPLATE = """

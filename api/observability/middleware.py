@@ -7,6 +7,7 @@ stay one series; requests that match no route share one label.
 from __future__ import annotations
 
 import time
+from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -29,6 +30,10 @@ def route_template(scope: Scope) -> str:
 class MetricsMiddleware:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        # Labelled children are cached: `.labels()` costs more than the increment itself.
+        # Keys are bounded (methods x route templates x statuses), so the caches are too.
+        self._counters: dict[tuple[str, str, int], Any] = {}
+        self._histograms: dict[tuple[str, str], Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -49,8 +54,15 @@ class MetricsMiddleware:
             await self.app(scope, receive, send_recording_status)
         finally:
             http_requests_in_progress.dec()
+            elapsed = time.perf_counter() - started
             route = route_template(scope)
-            http_request_duration_seconds.labels(method, route).observe(
-                time.perf_counter() - started
-            )
-            http_requests_total.labels(method, route, str(status)).inc()
+            histogram = self._histograms.get((method, route))
+            if histogram is None:
+                histogram = http_request_duration_seconds.labels(method, route)
+                self._histograms[(method, route)] = histogram
+            histogram.observe(elapsed)
+            counter = self._counters.get((method, route, status))
+            if counter is None:
+                counter = http_requests_total.labels(method, route, str(status))
+                self._counters[(method, route, status)] = counter
+            counter.inc()
