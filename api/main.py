@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import health
+from api.auth.setup import install_auth
 from api.db import Database
 from api.errors import install_problem_handlers
 from api.logging_config import configure_logging
@@ -64,6 +65,7 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     install_problem_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
+    install_auth(app)
 
     # Middleware added last runs first: the request context wraps everything, so even a
     # failure inside the metrics layer is answered with problem+json and a request id.

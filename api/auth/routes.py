@@ -1,0 +1,191 @@
+"""HTTP endpoints of auth (CONTRACT.md section 3): thin wrappers around api.auth.service."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.security import OAuth2PasswordRequestForm
+
+from api.auth import service, user_pages
+from api.auth.dependencies import AdminUser, CurrentUser, KeyRingDep, SettingsDep
+from api.auth.models import USER_AGENT_MAX_LENGTH, RefreshTokenFamily, User, as_utc
+from api.auth.schemas import (
+    AdminUserOut,
+    LoginRequest,
+    RefreshRequest,
+    RegisterRequest,
+    SessionOut,
+    TokenPair,
+    UserOut,
+    UserPage,
+)
+from api.db import SessionDep
+from api.errors import ProblemError
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+users_router = APIRouter(prefix="/v1/users", tags=["users"])
+admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
+jwks_router = APIRouter(tags=["auth"])
+
+_UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "not authenticated"}}
+
+
+def _user_out(user: User) -> UserOut:
+    return UserOut(id=user.id, email=user.email, role=user.role, created_at=as_utc(user.created_at))
+
+
+def _client(request: Request) -> service.ClientInfo:
+    user_agent = request.headers.get("user-agent")
+    # The rate limiter resolves the client address (TRUSTED_PROXIES); otherwise the socket peer.
+    ip = getattr(request.state, "client_ip", None) or (
+        request.client.host if request.client else None
+    )
+    return service.ClientInfo(
+        user_agent=user_agent[:USER_AGENT_MAX_LENGTH] if user_agent else None,
+        ip=str(ip)[:45] if ip else None,
+    )
+
+
+def _pair(tokens: service.IssuedTokens) -> TokenPair:
+    return TokenPair(
+        access_token=tokens.access_token,
+        refresh_token=tokens.refresh_token,
+        expires_in=tokens.expires_in,
+    )
+
+
+def _bad_credentials() -> ProblemError:
+    # The same answer for an unknown email, a wrong password and a disabled account.
+    return ProblemError(
+        401,
+        "email or password is incorrect",
+        slug="invalid-credentials",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+def _bad_refresh_token() -> ProblemError:
+    return ProblemError(
+        401,
+        "the refresh token is invalid, expired or already used",
+        slug="invalid-refresh-token",
+        headers={"WWW-Authenticate": "Bearer"},
+    )
+
+
+@router.post("/register", status_code=201, responses={409: {"description": "email taken"}})
+async def register(body: RegisterRequest, db: SessionDep) -> UserOut:
+    try:
+        user = await service.register_user(db, body.email, body.password)
+    except service.EmailTakenError as exc:
+        raise ProblemError(409, str(exc), slug="email-taken") from None
+    return _user_out(user)
+
+
+async def _login(
+    request: Request,
+    db: SessionDep,
+    settings: SettingsDep,
+    keys: KeyRingDep,
+    email: str,
+    password: str,
+) -> TokenPair:
+    try:
+        user = await service.authenticate(db, email, password)
+    except service.InvalidCredentialsError:
+        raise _bad_credentials() from None
+    tokens = await service.start_session(db, settings, keys, user, _client(request))
+    return _pair(tokens)
+
+
+@router.post("/login", responses=_UNAUTHORIZED)
+async def login(
+    request: Request, body: LoginRequest, db: SessionDep, settings: SettingsDep, keys: KeyRingDep
+) -> TokenPair:
+    return await _login(request, db, settings, keys, body.email, body.password)
+
+
+@router.post("/token", responses=_UNAUTHORIZED)
+async def token(
+    request: Request,
+    form: Annotated[OAuth2PasswordRequestForm, Depends()],
+    db: SessionDep,
+    settings: SettingsDep,
+    keys: KeyRingDep,
+) -> TokenPair:
+    """OAuth2 password grant (`username` is the email), for the OpenAPI UI's Authorize button."""
+    return await _login(request, db, settings, keys, form.username, form.password)
+
+
+@router.post("/refresh", responses=_UNAUTHORIZED)
+async def refresh(
+    body: RefreshRequest, db: SessionDep, settings: SettingsDep, keys: KeyRingDep
+) -> TokenPair:
+    """Spend the refresh token for a new pair; a spent token presented again ends the session."""
+    try:
+        tokens = await service.rotate_refresh_token(db, settings, keys, body.refresh_token)
+    except service.InvalidRefreshTokenError:
+        raise _bad_refresh_token() from None
+    return _pair(tokens)
+
+
+@router.post("/logout", status_code=204)
+async def logout(body: RefreshRequest, db: SessionDep) -> Response:
+    await service.logout(db, body.refresh_token)
+    return Response(status_code=204)
+
+
+def _session_out(family: RefreshTokenFamily) -> SessionOut:
+    return SessionOut(
+        id=family.id,
+        created_at=as_utc(family.created_at),
+        last_used_at=as_utc(family.last_used_at),
+        user_agent=family.user_agent,
+        ip=family.ip,
+    )
+
+
+@router.get("/sessions", responses=_UNAUTHORIZED)
+async def sessions(user: CurrentUser, db: SessionDep) -> list[SessionOut]:
+    """The caller's live sessions (one per login), newest first."""
+    return [_session_out(family) for family in await service.live_sessions(db, user.id)]
+
+
+@router.delete("/sessions/{session_id}", status_code=204, responses=_UNAUTHORIZED)
+async def revoke_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDep) -> Response:
+    try:
+        await service.revoke_session(db, user.id, session_id)
+    except service.SessionNotFoundError:
+        raise ProblemError(404, "no such session") from None
+    return Response(status_code=204)
+
+
+@users_router.get("/me", responses=_UNAUTHORIZED)
+async def me(user: CurrentUser) -> UserOut:
+    return _user_out(user)
+
+
+@admin_router.get("/users", responses={**_UNAUTHORIZED, 403: {"description": "not an admin"}})
+async def list_users(
+    _: AdminUser,
+    db: SessionDep,
+    limit: Annotated[int, Query(ge=1, le=user_pages.MAX_PAGE_SIZE)] = user_pages.DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=512)] = None,
+) -> UserPage:
+    """All users, newest first; pass `next_cursor` back as `cursor` for the next page."""
+    try:
+        users, next_cursor = await user_pages.users_page(db, limit, cursor)
+    except user_pages.InvalidCursorError as exc:
+        raise ProblemError(422, str(exc), extra={"errors": []}) from None
+    items = [AdminUserOut(**_user_out(user).model_dump(), disabled=user.disabled) for user in users]
+    return UserPage(items=items, next_cursor=next_cursor)
+
+
+@jwks_router.get("/.well-known/jwks.json")
+async def jwks(keys: KeyRingDep, response: Response) -> dict[str, Any]:
+    """The public keys that verify access tokens (every configured key, newest first)."""
+    # Verifiers may cache briefly; a rotation publishes the new key before it signs anything.
+    response.headers["Cache-Control"] = "public, max-age=300"
+    return keys.jwks()

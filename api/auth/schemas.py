@@ -1,0 +1,84 @@
+"""Request and response bodies of the auth endpoints (CONTRACT.md section 3)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from api.auth.emails import normalise_email
+from api.auth.models import EMAIL_MAX_LENGTH, Role
+from api.auth.passwords import MAX_PASSWORD_LENGTH, password_problem
+
+# Long enough for any token we issue, short enough to refuse junk before hashing it.
+MAX_REFRESH_TOKEN_LENGTH = 256
+
+
+class RegisterRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=EMAIL_MAX_LENGTH + 16, examples=["ada@example.com"])
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        return normalise_email(value)
+
+    @field_validator("password")
+    @classmethod
+    def _password(cls, value: str) -> str:
+        problem = password_problem(value)
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+
+class LoginRequest(BaseModel):
+    """Credentials are not validated beyond size: a malformed email is just a failed login."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    email: str = Field(max_length=EMAIL_MAX_LENGTH + 16)
+    password: str = Field(max_length=MAX_PASSWORD_LENGTH)
+
+
+class RefreshRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    refresh_token: str = Field(min_length=1, max_length=MAX_REFRESH_TOKEN_LENGTH)
+
+
+class TokenPair(BaseModel):
+    access_token: str
+    refresh_token: str
+    token_type: Literal["bearer"] = "bearer"  # noqa: S105 - the OAuth2 token type, not a secret
+    expires_in: int = Field(description="seconds until the access token expires")
+
+
+class UserOut(BaseModel):
+    id: uuid.UUID
+    email: str
+    role: Role
+    created_at: datetime
+
+
+class AdminUserOut(UserOut):
+    disabled: bool
+
+
+class UserPage(BaseModel):
+    items: list[AdminUserOut]
+    next_cursor: str | None = Field(
+        description="pass as `cursor` for the next page; null at the end"
+    )
+
+
+class SessionOut(BaseModel):
+    id: uuid.UUID
+    created_at: datetime
+    last_used_at: datetime
+    user_agent: str | None
+    ip: str | None
