@@ -17,6 +17,7 @@ from api.logging_config import configure_logging
 from api.middleware import RequestContextMiddleware
 from api.observability import routes as metrics_routes
 from api.observability.middleware import MetricsMiddleware
+from api.ratelimit import install_rate_limiting
 from api.settings import Settings, get_settings
 
 StartupHook = Callable[[FastAPI], Awaitable[None]]
@@ -66,6 +67,10 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     install_auth(app)
+
+    # Rate limiting resolves each request's route from the routers included above; its
+    # middleware sits inside CORS and metrics (preflights are free, 429s are counted).
+    install_rate_limiting(app, settings)
 
     # Middleware added last runs first: the request context wraps everything, so even a
     # failure inside the metrics layer is answered with problem+json and a request id.

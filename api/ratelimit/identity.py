@@ -1,0 +1,147 @@
+"""Who a request counts against: the verified user, or a body field such as the login email.
+
+The limit is decided before the endpoint (and its CurrentUser dependency) runs, so the
+bearer token is verified here with the auth module's own verifier. Only a token that
+verifies names a user; anything else counts against the client IP, so forged tokens can
+neither spend another user's quota nor escape the limit. Verified tokens are remembered
+until they expire: the signature check then costs once per token, not once per request.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from fastapi import FastAPI
+from starlette.types import Message, Receive, Scope
+
+logger = logging.getLogger("api.ratelimit")
+
+_TOKEN_CACHE_LIMIT = 10_000
+# A login body is tiny; the request context middleware already refuses more than 1 MiB.
+_MAX_FIELD_LENGTH = 512
+
+UserVerifier = Callable[[str], tuple[str, int] | None]
+
+
+def auth_token_verifier(app: FastAPI) -> UserVerifier:
+    """(user id, expiry) for a valid access token of this app, else None."""
+    from api.auth.dependencies import keyring_for
+    from api.auth.tokens import InvalidAccessTokenError, verify_access_token
+
+    def verify(token: str) -> tuple[str, int] | None:
+        try:
+            claims = verify_access_token(keyring_for(app), app.state.settings, token)
+        except InvalidAccessTokenError:
+            return None
+        return str(claims.user_id), int(claims.expires_at)
+
+    return verify
+
+
+class UserIdentity:
+    def __init__(self, verifier: UserVerifier, wall_clock: Callable[[], float]) -> None:
+        self._verify = verifier
+        self._wall_clock = wall_clock
+        self._verified: dict[str, tuple[str, int] | None] = {}
+
+    def user_for(self, scope: Scope) -> str | None:
+        token = _bearer_token(scope)
+        if token is None:
+            return None
+        cached = self._verified[token] if token in self._verified else self._verify_once(token)
+        if cached is None or cached[1] <= self._wall_clock():
+            return None
+        return cached[0]
+
+    def _verify_once(self, token: str) -> tuple[str, int] | None:
+        try:
+            result = self._verify(token)
+        except Exception:
+            # A broken key ring must not turn into 500s here; the endpoint's own auth
+            # dependency reports it. Until then the request counts against its IP.
+            logger.exception("access token verification failed in the rate limiter")
+            return None
+        if len(self._verified) >= _TOKEN_CACHE_LIMIT:
+            self._verified.clear()
+        # Refused tokens are remembered too, so replaying junk costs no signature checks.
+        self._verified[token] = result
+        return result
+
+
+def _bearer_token(scope: Scope) -> str | None:
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            token = token.strip()
+            return token if scheme.lower() == "bearer" and token else None
+    return None
+
+
+def _content_type(scope: Scope) -> str:
+    for name, value in scope["headers"]:
+        if name == b"content-type":
+            text: str = value.decode("latin-1")
+            return text.partition(";")[0].strip().lower()
+    return ""
+
+
+async def read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a `receive` that hands the same messages to the app."""
+    messages: list[Message] = []
+    chunks: list[bytes] = []
+    while True:
+        message = await receive()
+        messages.append(message)
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        if not message.get("more_body", False):
+            break
+
+    async def replay() -> Message:
+        if messages:
+            return messages.pop(0)
+        return await receive()
+
+    return b"".join(chunks), replay
+
+
+def body_field(scope: Scope, body: bytes, fields: tuple[str, ...]) -> str:
+    """A digest of the first of `fields` in a JSON or form body ('' when absent).
+
+    Normalised (trimmed, lower-case) so that `Alice@x` and `alice@x ` share one limit, and
+    hashed so that no email address is stored in Redis.
+    """
+    value = _first_field(_content_type(scope), body, fields)
+    if not value:
+        return ""
+    normalised = value.strip().lower()[:_MAX_FIELD_LENGTH]
+    return hashlib.blake2b(normalised.encode(), digest_size=12).hexdigest()
+
+
+def _first_field(content_type: str, body: bytes, fields: tuple[str, ...]) -> str | None:
+    if not body:
+        return None
+    if content_type == "application/x-www-form-urlencoded":
+        try:
+            form = parse_qs(body.decode("utf-8"), max_num_fields=64)
+        except (UnicodeDecodeError, ValueError):
+            return None
+        for name in fields:
+            if form.get(name):
+                return form[name][0]
+        return None
+    try:
+        document = json.loads(body)
+    except ValueError:  # Includes undecodable bytes; the endpoint answers 422 itself.
+        return None
+    if isinstance(document, dict):
+        for name in fields:
+            value = document.get(name)
+            if isinstance(value, str):
+                return value
+    return None
