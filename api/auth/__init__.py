@@ -1,1 +1,7 @@
-"""Filled in by its issue."""
+"""Authentication: users, ES256 access tokens, refresh-token sessions, roles.
+
+The shared metadata (api.models) is imported before any auth module so that its naming
+convention is in force when the auth tables are declared, whichever module is imported first.
+"""
+
+import api.models  # noqa: F401
