@@ -17,6 +17,7 @@ from api.logging_config import configure_logging
 from api.middleware import RequestContextMiddleware
 from api.observability import routes as metrics_routes
 from api.observability.middleware import MetricsMiddleware
+from api.payments.setup import install_payments
 from api.ratelimit import install_rate_limiting
 from api.settings import Settings, get_settings
 
@@ -67,6 +68,7 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     install_auth(app)
+    install_payments(app)
 
     # Rate limiting resolves each request's route from the routers included above; its
     # middleware sits inside CORS and metrics (preflights are free, 429s are counted).

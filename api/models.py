@@ -19,6 +19,7 @@ SQLModel.metadata.naming_convention = {
 # Domain tables register themselves on import: one line per domain, in migration order.
 # (api.auth.models, api.payments.models, api.observability.models are added by their issues.)
 import api.auth.models  # noqa: E402, F401
+import api.payments.models  # noqa: E402, F401
 import api.observability.models  # noqa: E402, F401
 
 metadata = SQLModel.metadata

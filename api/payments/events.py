@@ -1,0 +1,314 @@
+"""Applying verified Stripe events: stored once, applied in the same transaction, order-safe.
+
+A delivery inserts its event row (unique Stripe event id) and applies the event in one
+transaction. Concurrent deliveries of one event queue behind that insert and find the row
+already processed: a duplicate, acknowledged without effect. A failure rolls everything back
+and then records the event with its error, unprocessed, so Stripe's redelivery tries again.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final, Literal
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+from sqlalchemy import select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from api.auth.models import as_utc, utc_now
+from api.payments.models import Payment, StripeEvent
+from api.payments.state_machine import Change, PaymentSnapshot, PaymentStatus, as_status, decide
+from api.payments.webhook_signature import StripeEventPayload
+
+logger = logging.getLogger("api.payments.events")
+
+EventResult = Literal["processed", "duplicate", "ignored", "failed"]
+ERROR_MAX_LENGTH = 2000
+
+PAYMENT_INTENT_STATUSES: Final[dict[str, PaymentStatus]] = {
+    "payment_intent.processing": "processing",
+    "payment_intent.succeeded": "succeeded",
+    "payment_intent.payment_failed": "failed",
+    "payment_intent.canceled": "canceled",
+}
+CHARGE_REFUNDED = "charge.refunded"
+DISPUTE_CREATED = "charge.dispute.created"
+HANDLED_TYPES: Final[frozenset[str]] = frozenset(
+    {*PAYMENT_INTENT_STATUSES, CHARGE_REFUNDED, DISPUTE_CREATED}
+)
+
+
+def metric_type_label(event_type: str) -> str:
+    """Event types come from outside: only the handled ones become label values."""
+    return event_type if event_type in HANDLED_TYPES else "other"
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    result: EventResult
+    # The status a payment moved to, when it moved (for the transitions metric).
+    transition: PaymentStatus | None = None
+
+
+class _Reference(BaseModel):
+    """An expanded Stripe object: only its id matters here."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+
+
+class _PaymentIntentObject(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    metadata: dict[str, str] = {}
+    latest_charge: str | _Reference | None = None
+
+
+class _ChargeObject(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    amount: int
+    amount_refunded: int
+    payment_intent: str | _Reference | None = None
+
+
+class _DisputeObject(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    id: str
+    charge: str | _Reference | None = None
+    payment_intent: str | _Reference | None = None
+
+
+def _id(reference: str | _Reference | None) -> str | None:
+    return reference.id if isinstance(reference, _Reference) else reference
+
+
+def _uuid_or_none(value: str | None) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value) if value else None
+    except ValueError:
+        return None
+
+
+async def _lock_one(session: AsyncSession, condition: Any) -> Payment | None:
+    statement = (
+        select(Payment).where(condition).with_for_update().execution_options(populate_existing=True)
+    )
+    payment: Payment | None = (await session.execute(statement)).scalar_one_or_none()
+    return payment
+
+
+async def _locked_payment(
+    session: AsyncSession,
+    *,
+    payment_intent_id: str | None = None,
+    payment_id: uuid.UUID | None = None,
+    charge_id: str | None = None,
+) -> Payment | None:
+    """The payment an event refers to, row-locked (PostgreSQL) until the transaction ends."""
+    if payment_intent_id:
+        payment = await _lock_one(
+            session, col(Payment.stripe_payment_intent_id) == payment_intent_id
+        )
+        if payment is not None:
+            return payment
+    if payment_id is not None:
+        # metadata.payment_id links a PaymentIntent whose id is not stored yet (its event
+        # overtook the response of the create call); never one bound to another intent.
+        payment = await _lock_one(session, col(Payment.id) == payment_id)
+        if payment is not None and payment.stripe_payment_intent_id in (None, payment_intent_id):
+            return payment
+    if charge_id:
+        return await _lock_one(session, col(Payment.stripe_charge_id) == charge_id)
+    return None
+
+
+async def _apply_change(
+    session: AsyncSession, payment: Payment, change: Change, charge_id: str | None
+) -> Outcome:
+    current = PaymentSnapshot(
+        status=as_status(payment.status),
+        status_event_created_at=(
+            as_utc(payment.status_event_created_at) if payment.status_event_created_at else None
+        ),
+        amount_refunded=payment.amount_refunded,
+    )
+    values: dict[str, Any] = {}
+    if charge_id and payment.stripe_charge_id is None:
+        values["stripe_charge_id"] = charge_id
+    applied = decide(current, change)
+    if applied:
+        values.update(status=change.status, status_event_created_at=change.event_created_at)
+        if change.amount_refunded is not None:
+            values["amount_refunded"] = change.amount_refunded
+    if values:
+        values["updated_at"] = utc_now()
+        # Compare-and-set on what was read: correct even where FOR UPDATE is a no-op (SQLite,
+        # whose single writer lock this transaction already holds).
+        result = await session.execute(
+            update(Payment)
+            .where(
+                col(Payment.id) == payment.id,
+                col(Payment.status) == current.status,
+                col(Payment.amount_refunded) == current.amount_refunded,
+            )
+            .values(**values)
+            .execution_options(synchronize_session=False)
+        )
+        if result.rowcount != 1:  # type: ignore[attr-defined]
+            raise RuntimeError("payment changed while locked")
+    if not applied:
+        return Outcome("ignored")
+    moved = change.status if change.status != current.status else None
+    return Outcome("processed", transition=moved)
+
+
+async def _apply_payment_intent_event(
+    session: AsyncSession, event: StripeEventPayload, target: PaymentStatus
+) -> Outcome:
+    intent = _PaymentIntentObject.model_validate(event.object)
+    payment = await _locked_payment(
+        session,
+        payment_intent_id=intent.id,
+        payment_id=_uuid_or_none(intent.metadata.get("payment_id")),
+    )
+    if payment is None:
+        return Outcome("ignored")
+    charge_id = _id(intent.latest_charge) if target == "succeeded" else None
+    return await _apply_change(session, payment, Change(target, event.created_at), charge_id)
+
+
+async def _apply_charge_refunded(session: AsyncSession, event: StripeEventPayload) -> Outcome:
+    charge = _ChargeObject.model_validate(event.object)
+    payment = await _locked_payment(
+        session, payment_intent_id=_id(charge.payment_intent), charge_id=charge.id
+    )
+    if payment is None or charge.amount_refunded <= 0:
+        return Outcome("ignored")
+    target: PaymentStatus = (
+        "refunded" if charge.amount_refunded >= charge.amount else "partially_refunded"
+    )
+    change = Change(target, event.created_at, amount_refunded=charge.amount_refunded)
+    return await _apply_change(session, payment, change, charge.id)
+
+
+async def _apply_dispute_created(session: AsyncSession, event: StripeEventPayload) -> Outcome:
+    dispute = _DisputeObject.model_validate(event.object)
+    charge_id = _id(dispute.charge)
+    payment = await _locked_payment(
+        session, payment_intent_id=_id(dispute.payment_intent), charge_id=charge_id
+    )
+    if payment is None:
+        return Outcome("ignored")
+    return await _apply_change(session, payment, Change("disputed", event.created_at), charge_id)
+
+
+async def _apply(session: AsyncSession, event: StripeEventPayload) -> Outcome:
+    if event.type in PAYMENT_INTENT_STATUSES:
+        return await _apply_payment_intent_event(
+            session, event, PAYMENT_INTENT_STATUSES[event.type]
+        )
+    if event.type == CHARGE_REFUNDED:
+        return await _apply_charge_refunded(session, event)
+    if event.type == DISPUTE_CREATED:
+        return await _apply_dispute_created(session, event)
+    return Outcome("ignored")  # stored and acknowledged: other types are not ours to act on
+
+
+def _insert(session: AsyncSession) -> Callable[..., Any]:
+    dialect = session.get_bind().dialect.name
+    return postgresql.insert if dialect == "postgresql" else sqlite.insert
+
+
+async def _store_event(session: AsyncSession, event: StripeEventPayload) -> bool:
+    """Insert the event row; False when it already exists (waits for a concurrent insert)."""
+    statement = (
+        _insert(session)(StripeEvent)
+        .values(
+            id=event.id,
+            type=event.type,
+            payload=event.raw,
+            event_created_at=event.created_at,
+            received_at=utc_now(),
+        )
+        .on_conflict_do_nothing(index_elements=["id"])
+    )
+    result = await session.execute(statement)
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _already_processed(session: AsyncSession, event_id: str) -> bool:
+    statement = (
+        select(col(StripeEvent.processed_at))
+        .where(col(StripeEvent.id) == event_id)
+        .with_for_update()
+    )
+    return (await session.execute(statement)).scalar_one_or_none() is not None
+
+
+async def _record_failure(
+    sessions: async_sessionmaker[AsyncSession], event: StripeEventPayload, error: str
+) -> None:
+    async with sessions() as session, session.begin():
+        statement = _insert(session)(StripeEvent).values(
+            id=event.id,
+            type=event.type,
+            payload=event.raw,
+            event_created_at=event.created_at,
+            received_at=utc_now(),
+            error=error,
+        )
+        # Never mark an event failed that a concurrent delivery has processed meanwhile.
+        statement = statement.on_conflict_do_update(
+            index_elements=["id"],
+            set_={"error": error},
+            where=col(StripeEvent.processed_at).is_(None),
+        )
+        await session.execute(statement)
+
+
+async def record_and_apply(
+    sessions: async_sessionmaker[AsyncSession], event: StripeEventPayload
+) -> Outcome:
+    """Store `event` once and apply it, in one transaction. Never raises for a bad event."""
+    try:
+        async with sessions() as session, session.begin():
+            if not await _store_event(session, event) and await _already_processed(
+                session, event.id
+            ):
+                return Outcome("duplicate")
+            outcome = await _apply(session, event)
+            await session.execute(
+                update(StripeEvent)
+                .where(col(StripeEvent.id) == event.id)
+                .values(processed_at=utc_now(), error=None)
+            )
+        return outcome
+    except Exception as exc:  # a malformed object or the database: Stripe retries either way
+        error = _describe_failure(exc)
+    logger.warning(
+        "stripe event processing failed",
+        extra={"event_id": event.id, "event_type": event.type, "error": error},
+    )
+    await _record_failure(sessions, event, error)
+    return Outcome("failed")
+
+
+def _describe_failure(exc: BaseException) -> str:
+    if isinstance(exc, ValidationError):
+        # Field locations only: the event object may carry customer details.
+        fields = ", ".join(
+            ".".join(str(part) for part in error["loc"]) or "object"
+            for error in exc.errors(include_input=False, include_url=False)
+        )
+        return f"the event object is not the expected shape ({fields})"[:ERROR_MAX_LENGTH]
+    return f"{type(exc).__name__}: {exc}"[:ERROR_MAX_LENGTH]

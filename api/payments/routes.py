@@ -1,0 +1,170 @@
+"""HTTP endpoints of payments (CONTRACT.md section 3): thin wrappers around the services."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request
+from fastapi.responses import JSONResponse
+
+from api.auth.dependencies import AdminUser, CurrentUser
+from api.db import DatabaseDep, SessionDep
+from api.errors import ProblemError
+from api.observability.metrics import (
+    payments_status_transitions_total,
+    stripe_webhook_events_total,
+    stripe_webhook_processing_seconds,
+)
+from api.payments import service
+from api.payments.dependencies import GatewayDep, RuntimeDep, not_configured
+from api.payments.events import metric_type_label, record_and_apply
+from api.payments.schemas import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    PaymentCreate,
+    PaymentOut,
+    PaymentPage,
+    PriceOut,
+    RefundAccepted,
+    RefundCreate,
+    WebhookAck,
+)
+from api.payments.webhook_signature import (
+    InvalidSignatureError,
+    MalformedEventError,
+    parse_event,
+    verify_signature,
+)
+
+prices_router = APIRouter(prefix="/v1/prices", tags=["payments"])
+payments_router = APIRouter(prefix="/v1/payments", tags=["payments"])
+webhooks_router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        description="Required on create: retries with the same key and body get the same answer.",
+    ),
+]
+_NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
+    503: {"description": "payments are not configured"}
+}
+
+
+@prices_router.get("", response_model=list[PriceOut])
+async def list_prices(runtime: RuntimeDep) -> list[PriceOut]:
+    return [PriceOut.of(price) for price in runtime.catalog.all()]
+
+
+@payments_router.post(
+    "",
+    status_code=201,
+    response_model=PaymentOut,
+    responses={400: {"description": "no Idempotency-Key"}, **_NOT_CONFIGURED},
+)
+async def create_payment(
+    gateway: GatewayDep,
+    runtime: RuntimeDep,
+    database: DatabaseDep,
+    user: CurrentUser,
+    body: PaymentCreate,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> JSONResponse:
+    key = service.validate_idempotency_key(idempotency_key)
+    stored = await service.create_payment(
+        database.sessions,
+        gateway,
+        runtime.catalog,
+        user_id=user.id,
+        idempotency_key=key,
+        body=body,
+    )
+    headers = {"Idempotent-Replayed": "true"} if stored.replayed else {}
+    return JSONResponse(stored.body, status_code=stored.status_code, headers=headers)
+
+
+@payments_router.get("", response_model=PaymentPage, responses=_NOT_CONFIGURED)
+async def list_payments(
+    _: GatewayDep,
+    session: SessionDep,
+    user: CurrentUser,
+    limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> PaymentPage:
+    return await service.list_payments(session, user_id=user.id, limit=limit, cursor=cursor)
+
+
+@payments_router.get("/{payment_id}", response_model=PaymentOut, responses=_NOT_CONFIGURED)
+async def get_payment(
+    _: GatewayDep, session: SessionDep, user: CurrentUser, payment_id: uuid.UUID
+) -> PaymentOut:
+    return await service.get_payment(session, user_id=user.id, payment_id=payment_id)
+
+
+@payments_router.post(
+    "/{payment_id}/refund",
+    status_code=202,
+    response_model=RefundAccepted,
+    responses={403: {"description": "not an administrator"}, **_NOT_CONFIGURED},
+)
+async def refund_payment(
+    gateway: GatewayDep,
+    session: SessionDep,
+    _: AdminUser,
+    payment_id: uuid.UUID,
+    body: Annotated[RefundCreate | None, Body()] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> RefundAccepted:
+    return await service.refund_payment(
+        session,
+        gateway,
+        payment_id=payment_id,
+        amount=body.amount if body else None,
+        idempotency_key=idempotency_key,
+    )
+
+
+@webhooks_router.post(
+    "/stripe",
+    response_model=WebhookAck,
+    responses={400: {"description": "bad or missing signature"}, **_NOT_CONFIGURED},
+)
+async def stripe_webhook(
+    request: Request, runtime: RuntimeDep, database: DatabaseDep
+) -> WebhookAck:
+    started = time.perf_counter()
+    if runtime.gateway is None or not runtime.webhook_secrets:
+        raise not_configured()
+    payload = await request.body()
+    try:
+        # Nothing is parsed, stored or logged before the signature is checked.
+        verify_signature(payload, request.headers.get("stripe-signature"), runtime.webhook_secrets)
+    except InvalidSignatureError:
+        stripe_webhook_events_total.labels(type="unverified", result="invalid_signature").inc()
+        raise ProblemError(
+            400,
+            "the Stripe-Signature header is missing, invalid or too old",
+            slug="invalid-signature",
+        ) from None
+    try:
+        event = parse_event(payload)
+    except MalformedEventError:
+        stripe_webhook_events_total.labels(type="other", result="failed").inc()
+        raise ProblemError(400, "the body is not a Stripe event", slug="malformed-event") from None
+
+    outcome = await record_and_apply(database.sessions, event)
+    stripe_webhook_events_total.labels(
+        type=metric_type_label(event.type), result=outcome.result
+    ).inc()
+    if outcome.transition is not None:
+        payments_status_transitions_total.labels(status=outcome.transition).inc()
+    stripe_webhook_processing_seconds.observe(time.perf_counter() - started)
+    if outcome.result == "failed":
+        # 5xx on purpose: Stripe redelivers, and the stored error says what went wrong.
+        raise ProblemError(
+            500, "the event could not be processed; it will be retried", slug="webhook-failed"
+        )
+    return WebhookAck(result=outcome.result)

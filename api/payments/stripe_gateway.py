@@ -1,0 +1,155 @@
+"""The only module that talks to Stripe (the API and, later, the reconciliation flow use it).
+
+It wraps `stripe.StripeClient` with `STRIPE_API_BASE` honoured (a local emulator in tests),
+network retries on (stripe-python resends a POST with the same Idempotency-Key, so a retry
+never charges twice) and an async httpx transport, and hands back small typed values instead
+of StripeObjects so nothing above it depends on the SDK's shapes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import stripe
+from stripe.params import EventListParams, RefundCreateParams
+
+DEFAULT_MAX_NETWORK_RETRIES = 2
+# Long enough for Stripe's slow tail, short enough that a stuck call does not hold a request.
+DEFAULT_TIMEOUT_SECONDS = 20.0
+
+
+class PaymentProviderError(Exception):
+    """A Stripe call failed. `retryable` is False when repeating it cannot help (a 4xx)."""
+
+    def __init__(self, message: str, *, http_status: int | None, code: str | None) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+
+    @property
+    def retryable(self) -> bool:
+        return self.http_status is None or self.http_status == 409 or self.http_status >= 500
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentIntentInfo:
+    id: str
+    status: str
+    amount: int
+    currency: str
+    client_secret: str | None
+    latest_charge_id: str | None
+    metadata: Mapping[str, str]
+
+
+@dataclass(frozen=True, slots=True)
+class RefundInfo:
+    id: str
+    status: str
+    amount: int
+
+
+def _translate(exc: stripe.StripeError) -> PaymentProviderError:
+    # The SDK's message may quote request parameters; callers log the code and status only.
+    return PaymentProviderError(
+        exc.user_message or type(exc).__name__, http_status=exc.http_status, code=exc.code
+    )
+
+
+def _id_of(value: Any) -> str | None:
+    """A Stripe reference is either an id or an expanded object carrying one."""
+    if value is None or isinstance(value, str):
+        return value
+    identifier = getattr(value, "id", None)
+    return identifier if isinstance(identifier, str) else None
+
+
+def _payment_intent_info(intent: stripe.PaymentIntent) -> PaymentIntentInfo:
+    metadata: Mapping[str, Any] = intent.to_dict().get("metadata") or {}
+    return PaymentIntentInfo(
+        id=intent.id,
+        status=intent.status,
+        amount=intent.amount,
+        currency=intent.currency,
+        client_secret=intent.client_secret,
+        latest_charge_id=_id_of(intent.latest_charge),
+        metadata={str(key): str(value) for key, value in metadata.items()},
+    )
+
+
+class StripeGateway:
+    def __init__(
+        self,
+        secret_key: str,
+        *,
+        api_base: str | None = None,
+        max_network_retries: int = DEFAULT_MAX_NETWORK_RETRIES,
+        timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
+    ) -> None:
+        self._http_client = stripe.HTTPXClient(timeout=timeout_seconds)
+        self._client = stripe.StripeClient(
+            secret_key,
+            base_addresses={"api": api_base} if api_base else None,
+            max_network_retries=max_network_retries,
+            http_client=self._http_client,
+        )
+
+    async def create_payment_intent(
+        self,
+        *,
+        amount: int,
+        currency: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> PaymentIntentInfo:
+        """Create (or, with the same key within Stripe's 24 h window, find) a PaymentIntent."""
+        try:
+            intent = await self._client.v1.payment_intents.create_async(
+                params={"amount": amount, "currency": currency, "metadata": dict(metadata)},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _payment_intent_info(intent)
+
+    async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
+        try:
+            intent = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _payment_intent_info(intent)
+
+    async def create_refund(
+        self, *, payment_intent_id: str, amount: int | None, idempotency_key: str
+    ) -> RefundInfo:
+        params: RefundCreateParams = {"payment_intent": payment_intent_id}
+        if amount is not None:
+            params["amount"] = amount
+        try:
+            refund = await self._client.v1.refunds.create_async(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return RefundInfo(id=refund.id, status=refund.status or "pending", amount=refund.amount)
+
+    async def iter_events(
+        self, *, created_gte: int | None = None, types: list[str] | None = None
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Events of the last 30 days (what Stripe keeps), newest first, as plain dicts."""
+        params: EventListParams = {"limit": 100}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        if types:
+            params["types"] = types
+        try:
+            page = await self._client.v1.events.list_async(params=params)
+            async for event in page.auto_paging_iter():
+                yield event.to_dict()
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def close(self) -> None:
+        await self._http_client.close_async()  # type: ignore[no-untyped-call]
