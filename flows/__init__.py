@@ -1,1 +1,7 @@
-"""Filled in by its issue."""
+"""Slipway's ops flows (CONTRACT.md section 6): backup, reconcile-payments, dependency-scan,
+tech-debt.
+
+Each flow is a package of plain functions (importable and tested without Prefect) plus a thin
+`flow.py` that wraps the same steps as Prefect tasks. `python -m flows <name>` runs the plain
+pipeline once; `python -m flows serve` serves the scheduled deployments of prefect.yaml.
+"""

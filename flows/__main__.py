@@ -1,0 +1,197 @@
+"""`python -m flows <name> [options]`: run one ops flow once (CONTRACT.md section 6).
+
+The plain pipeline runs in this process, without a Prefect server; under a Prefect flow run
+the same code also writes artifacts. The JSON report's path is the last line printed.
+Exit codes: 0 done, 1 done with findings (dependency-scan) or mismatches left unresolved,
+2 failed (usage, unreachable service, bad input). `python -m flows serve` serves the scheduled
+deployments of prefect.yaml (what `make flows` runs).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+
+from flows.reports import DEFAULT_REPORTS_DIR, FlowOutcome, failure_outcome
+
+REPORTS_DIR_ENV = "FLOWS_REPORTS_DIR"
+
+
+def _iso_datetime(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 date/time: {text!r}") from exc
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from exc
+    if value <= 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m flows", description="Run one Slipway ops flow once."
+    )
+    parser.add_argument(
+        "--reports-dir",
+        type=Path,
+        default=Path(os.environ.get(REPORTS_DIR_ENV, DEFAULT_REPORTS_DIR)),
+        help=f"where reports are written (default ${REPORTS_DIR_ENV} or {DEFAULT_REPORTS_DIR})",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="<name>")
+
+    scan = commands.add_parser(
+        "dependency-scan", help="match locked dependencies against OSV advisories"
+    )
+    source = scan.add_mutually_exclusive_group(required=True)
+    source.add_argument("--lock", type=Path, metavar="PATH", help="a uv.lock file")
+    source.add_argument(
+        "-r", "--requirements", type=Path, metavar="REQUIREMENTS", help="a requirements file"
+    )
+    scan.add_argument(
+        "--advisory-db",
+        type=Path,
+        metavar="DIR",
+        default=None,
+        help="OSV advisory database (PyPA layout: vulns/<package>/*.yaml); "
+        "default .data/advisory-database",
+    )
+    scan.add_argument(
+        "--ignore", type=Path, metavar="FILE", help="TOML file of accepted advisories"
+    )
+
+    backup = commands.add_parser("backup", help="pg_dump to S3 with a manifest, then verify")
+    backup.add_argument("--database-url", required=True, help="the PostgreSQL database to dump")
+    backup.add_argument("--bucket", required=True)
+    backup.add_argument("--prefix", default="backups/", help="key prefix (default backups/)")
+    backup.add_argument("--kms-key-id", help="SSE-KMS key for the uploaded objects")
+    backup.add_argument("--s3-endpoint-url", help="an S3-compatible endpoint instead of AWS")
+    backup.add_argument(
+        "--verify",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="restore into a scratch database and compare tables and row counts (default on)",
+    )
+
+    reconcile = commands.add_parser(
+        "reconcile-payments", help="compare local payments with Stripe, replay missed events"
+    )
+    reconcile.add_argument("--database-url", required=True)
+    reconcile.add_argument(
+        "--since", type=_iso_datetime, metavar="ISO", help="only payments created since then"
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="report only; replay no events, change nothing"
+    )
+
+    debt = commands.add_parser("tech-debt", help="hotspots, dead code, markers, lint, trend")
+    debt.add_argument("--repo", type=Path, required=True, metavar="PATH")
+    debt.add_argument(
+        "--since",
+        type=_positive_int,
+        metavar="DAYS",
+        default=90,
+        help="churn window in days (default 90)",
+    )
+
+    serve = commands.add_parser(
+        "serve", help="serve prefect.yaml's scheduled deployments (needs a Prefect API)"
+    )
+    serve.add_argument("--prefect-yaml", type=Path, default=Path("prefect.yaml"))
+    return parser
+
+
+def _dependency_scan(args: argparse.Namespace) -> FlowOutcome:
+    from flows.dependency_scan.pipeline import DEFAULT_ADVISORY_DB, run_dependency_scan
+
+    return run_dependency_scan(
+        lock=args.lock,
+        requirements=args.requirements,
+        advisory_db=args.advisory_db or DEFAULT_ADVISORY_DB,
+        ignore_file=args.ignore,
+        reports_dir=args.reports_dir,
+    )
+
+
+def _backup(args: argparse.Namespace) -> FlowOutcome:
+    from flows.backup.pipeline import BackupOptions, run_backup
+
+    return run_backup(
+        BackupOptions(
+            database_url=args.database_url,
+            bucket=args.bucket,
+            prefix=args.prefix,
+            kms_key_id=args.kms_key_id,
+            s3_endpoint_url=args.s3_endpoint_url,
+            verify=args.verify,
+        ),
+        reports_dir=args.reports_dir,
+    )
+
+
+def _reconcile(args: argparse.Namespace) -> FlowOutcome:
+    from flows.reconcile_payments.pipeline import run_reconciliation
+
+    return run_reconciliation(
+        database_url=args.database_url,
+        since=args.since,
+        dry_run=args.dry_run,
+        reports_dir=args.reports_dir,
+    )
+
+
+def _tech_debt(args: argparse.Namespace) -> FlowOutcome:
+    from flows.tech_debt.pipeline import run_tech_debt
+
+    return run_tech_debt(repo=args.repo, since_days=args.since, reports_dir=args.reports_dir)
+
+
+RUNNERS: dict[str, Callable[[argparse.Namespace], FlowOutcome]] = {
+    "dependency-scan": _dependency_scan,
+    "backup": _backup,
+    "reconcile-payments": _reconcile,
+    "tech-debt": _tech_debt,
+}
+
+
+def run_flow(args: argparse.Namespace) -> int:
+    from flows.prefect_support import publish_artifacts
+    from flows.recording import record_outcome
+
+    started_at = datetime.now(UTC)
+    try:
+        outcome = RUNNERS[args.command](args)
+    except Exception as exc:
+        outcome = failure_outcome(args.command, exc, args.reports_dir)
+        print(f"error: {outcome.summary}", file=sys.stderr)
+    else:
+        print(outcome.summary)
+    publish_artifacts(outcome)
+    record_outcome(outcome, started_at)
+    print(outcome.report_path)
+    return outcome.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "serve":
+        from flows.deployments import serve_deployments
+
+        serve_deployments(args.prefect_yaml)
+        return 0
+    return run_flow(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,44 @@
+"""dependency-scan under Prefect: the pipeline's steps as tasks, artifacts in the UI."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+
+from flows.dependency_scan.pipeline import (
+    DEFAULT_ADVISORY_DB,
+    FLOW_NAME,
+    read_dependencies,
+    scan_dependencies,
+    write_scan_reports,
+)
+from flows.prefect_support import failures_recorded, finish_prefect_run
+from flows.reports import DEFAULT_REPORTS_DIR
+
+read_dependencies_task = task(name="read-dependencies")(read_dependencies)
+scan_task = task(name="match-advisories")(scan_dependencies)
+write_reports_task = task(name="write-reports")(write_scan_reports)
+
+
+@flow(name=FLOW_NAME, retries=1, retry_delay_seconds=300, timeout_seconds=900, log_prints=True)
+def dependency_scan_flow(
+    lock: str | None = "uv.lock",
+    requirements: str | None = None,
+    advisory_db: str = str(DEFAULT_ADVISORY_DB),
+    ignore: str | None = None,
+    reports_dir: str = str(DEFAULT_REPORTS_DIR),
+) -> str:
+    with failures_recorded(FLOW_NAME, Path(reports_dir)) as started_at:
+        dependencies = read_dependencies_task(
+            Path(lock) if lock else None, Path(requirements) if requirements else None
+        )
+        result = scan_task(dependencies, Path(advisory_db), Path(ignore) if ignore else None)
+        inputs = {
+            "lock": lock,
+            "requirements": requirements,
+            "advisory_db": advisory_db,
+            "ignore": ignore,
+        }
+        outcome = write_reports_task(result, inputs, Path(reports_dir))
+        return finish_prefect_run(outcome, started_at)

@@ -1,0 +1,174 @@
+"""`python -m flows`: options, exit codes, the report path printed last, the ops_flow_runs row."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from flows.__main__ import main
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+ADVISORIES = FIXTURES / "advisories"
+REQUIREMENTS = FIXTURES / "flows" / "requirements-vulnerable.txt"
+
+
+def flow_runs(database_url: str, flow: str) -> list[dict[str, Any]]:
+    engine = create_engine(database_url.replace("sqlite+aiosqlite", "sqlite"))
+    try:
+        with engine.connect() as connection:
+            rows = connection.execute(
+                text(
+                    "SELECT result, measurements FROM ops_flow_runs WHERE flow = :flow "
+                    "ORDER BY finished_at"
+                ),
+                {"flow": flow},
+            )
+            return [
+                {
+                    "result": row.result,
+                    "measurements": row.measurements
+                    if isinstance(row.measurements, dict)
+                    else json.loads(row.measurements),
+                }
+                for row in rows
+            ]
+    finally:
+        engine.dispose()
+
+
+@pytest.fixture
+def recording_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Flows record their outcome in the API's DATABASE_URL; point it at the test database."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    return sqlite_url
+
+
+def test_python_m_flows_scan_exits_1_on_findings_and_prints_report_path_last(
+    tmp_path: Path, recording_database: str
+) -> None:
+    before = len(flow_runs(recording_database, "dependency-scan"))
+    completed = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "flows",
+            "--reports-dir",
+            str(tmp_path),
+            "dependency-scan",
+            "-r",
+            str(REQUIREMENTS),
+            "--advisory-db",
+            str(ADVISORIES),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "DATABASE_URL": recording_database},
+        timeout=120,
+        check=False,
+    )
+
+    assert completed.returncode == 1, completed.stderr
+    report_path = Path(completed.stdout.strip().splitlines()[-1])
+    assert report_path.parent.parent == tmp_path / "dependency-scan"
+    report = json.loads(report_path.read_text())
+    assert {f["id"] for f in report["findings"]} == {
+        "PYSEC-2023-74",
+        "PYSEC-2023-192",
+        "PYSEC-2023-212",
+        "PYSEC-2022-42969",
+    }
+    requests_finding = next(f for f in report["findings"] if f["package"] == "requests")
+    assert requests_finding["fixed_versions"] == ["2.31.0"]
+    assert "CVE-2023-32681" in requests_finding["aliases"]
+    assert json.loads((report_path.parent / "report.sarif").read_text())["version"] == "2.1.0"
+    assert "PYSEC-2023-74" in (report_path.parent / "report.md").read_text()
+    runs = flow_runs(recording_database, "dependency-scan")
+    assert len(runs) == before + 1
+    # Completing the scan is a success for the ops metrics; the findings are measurements.
+    assert runs[-1]["result"] == "success"
+    assert runs[-1]["measurements"]["vulnerabilities"]["high"] == 1
+
+
+def test_scan_exits_0_when_every_finding_is_ignored(
+    tmp_path: Path, recording_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ignores = tmp_path / "ignores.toml"
+    ignores.write_text(
+        "".join(
+            f'[[ignore]]\nid = "{advisory}"\nreason = "accepted for the test"\n'
+            for advisory in (
+                "PYSEC-2023-74",
+                "PYSEC-2023-192",
+                "PYSEC-2023-212",
+                "PYSEC-2022-42969",
+            )
+        )
+    )
+    argv = ["--reports-dir", str(tmp_path / "reports"), "dependency-scan", "-r", str(REQUIREMENTS)]
+    argv += ["--advisory-db", str(ADVISORIES), "--ignore", str(ignores)]
+
+    assert main(argv) == 0
+
+    report_path = Path(capsys.readouterr().out.strip().splitlines()[-1])
+    report = json.loads(report_path.read_text())
+    assert report["findings"] == []
+    assert len(report["ignored"]) == 4
+
+
+def test_a_failing_run_exits_2_with_a_report_and_records_a_failure(
+    tmp_path: Path, recording_database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ["--reports-dir", str(tmp_path), "dependency-scan", "-r", str(REQUIREMENTS)]
+    argv += ["--advisory-db", str(tmp_path / "missing")]
+
+    assert main(argv) == 2
+
+    captured = capsys.readouterr()
+    assert "is not a directory" in captured.err
+    report = json.loads(Path(captured.out.strip().splitlines()[-1]).read_text())
+    assert report["succeeded"] is False
+    assert flow_runs(recording_database, "dependency-scan")[-1]["result"] == "failure"
+
+
+@pytest.mark.parametrize(
+    ("flow", "options"),
+    [
+        ("dependency-scan", ["--lock", "--requirements", "--advisory-db", "--ignore"]),
+        (
+            "backup",
+            [
+                *("--database-url", "--bucket", "--prefix", "--kms-key-id"),
+                *("--s3-endpoint-url", "--verify", "--no-verify"),
+            ],
+        ),
+        ("reconcile-payments", ["--database-url", "--since", "--dry-run"]),
+        ("tech-debt", ["--repo", "--since"]),
+    ],
+)
+def test_every_flow_offers_the_contract_options(
+    flow: str, options: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([flow, "--help"])
+
+    assert exit_info.value.code == 0
+    help_text = capsys.readouterr().out
+    for option in options:
+        assert option in help_text
+
+
+def test_scan_needs_exactly_one_dependency_source(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["dependency-scan", "--lock", "uv.lock", "-r", "requirements.txt"])
+
+    assert exit_info.value.code == 2
+    assert "not allowed with" in capsys.readouterr().err
