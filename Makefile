@@ -51,5 +51,8 @@ test: sync system-deps lint ## install what tests need, lint, run the whole suit
 erd: sync ## regenerate docs/erd.md from the models
 	$(UV) run --no-sync python scripts/generate_erd.py
 
+dashboards: sync ## regenerate the Grafana dashboard JSON in dashboards/generated/
+	$(UV) run --no-sync python -m dashboards.generate
+
 bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
 	$(UV) run --no-sync python -m benchmarks

@@ -1,1 +1,1 @@
-"""Filled in by its issue."""
+"""Grafana dashboards (generated JSON in generated/) and Prometheus alert rules (alerts/)."""
