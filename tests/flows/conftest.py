@@ -1,0 +1,77 @@
+"""Fixtures for the flow tests: a moto S3/KMS server over real HTTP (pg_dump streams into it
+the way it would into AWS) and an AWS environment that can only reach it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.services import unavailable
+
+MOTO_START_TIMEOUT_SECONDS = 30
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def _moto_server_command() -> str | None:
+    beside_python = Path(sys.executable).parent / "moto_server"
+    return str(beside_python) if beside_python.exists() else shutil.which("moto_server")
+
+
+@pytest.fixture(scope="session")
+def aws_environment() -> Iterator[None]:
+    """Fake credentials, so no test can ever sign a request with real ones."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
+            patch.delenv(name, raising=False)
+        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
+        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        yield
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint(aws_environment: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`moto_server` on a free loopback port, once per session."""
+    command = _moto_server_command()
+    if command is None:
+        unavailable("moto_server is not installed (moto[server] in the dev group)")
+    port = _free_port()
+    log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
+    server = subprocess.Popen(
+        [command, "-H", "127.0.0.1", "-p", str(port)],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env={**os.environ},
+    )
+    deadline = time.monotonic() + MOTO_START_TIMEOUT_SECONDS
+    try:
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    unavailable(f"moto_server did not start on port {port}")
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        log.close()
