@@ -29,6 +29,9 @@ class FlowGauge:
     measurement: str
     label: str
     documentation: str
+    # Exported as 0 when the latest successful run recorded nothing for them, so that "the
+    # scan found no critical vulnerability" reads 0 rather than as a missing series.
+    categories: tuple[str, ...] = ()
 
 
 LAST_SUCCESS = "ops_flow_last_success_timestamp_seconds"
@@ -52,6 +55,7 @@ FLOW_GAUGES: tuple[FlowGauge, ...] = (
         label="severity",
         documentation="Unignored vulnerabilities found by the latest successful dependency "
         "scan, by severity.",
+        categories=("critical", "high", "medium", "low"),
     ),
 )
 
@@ -134,8 +138,11 @@ class FlowRunCollector(Collector):
                 for result in FLOW_RESULTS:
                     runs.add_metric([flow, result], snapshot.runs.get((flow, result), 0))
             for gauge, family in gauges:
-                measured = snapshot.latest_measurements.get(gauge.flow, {})
-                for category, value in sorted(measured.get(gauge.measurement, {}).items()):
+                if gauge.flow not in snapshot.latest_measurements:
+                    continue  # no successful run yet: nothing is known
+                measured = snapshot.latest_measurements[gauge.flow].get(gauge.measurement, {})
+                values = dict.fromkeys(gauge.categories, 0.0) | dict(measured)
+                for category, value in sorted(values.items()):
                     family.add_metric([category], value)
         yield last_success
         yield runs
