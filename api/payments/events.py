@@ -241,9 +241,11 @@ async def _store_event(session: AsyncSession, event: StripeEventPayload) -> bool
             received_at=utc_now(),
         )
         .on_conflict_do_nothing(index_elements=["id"])
+        # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
+        .returning(col(StripeEvent.id))
     )
-    result = await session.execute(statement)
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    inserted = (await session.execute(statement)).scalar_one_or_none()
+    return inserted is not None
 
 
 async def _already_processed(session: AsyncSession, event_id: str) -> bool:
