@@ -1,0 +1,249 @@
+"""The `slipway-github` governance program under Pulumi mocks (run in a subprocess, see
+governance_harness.py): what it would configure on GitHub."""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from typing import Any
+
+import pytest
+
+from tests.delivery.workflows import ROOT, ci_job_names
+
+TOKEN = "pul-test-token-0123456789"  # the Pulumi access token handed to the deploy jobs
+STAGING_ROLE = "arn:aws:iam::111111111111:role/slipway-staging-deploy"
+PROD_ROLE = "arn:aws:iam::222222222222:role/slipway-prod-deploy"
+PROD_PREVIEW_ROLE = "arn:aws:iam::222222222222:role/slipway-prod-preview"
+SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how Pulumi marks a secret value on the wire
+
+BASE_CONFIG = {
+    "github:owner": "acme",
+    "slipway-github:backendRepository": "slipway",
+    "slipway-github:frontendRepository": "slipway-web",
+    "slipway-github:frontendRequiredChecks": json.dumps(["lint", "unit", "build"]),
+    "slipway-github:requiredApprovals": "2",
+    "slipway-github:productionReviewerTeams": json.dumps(["maintainers", "sre"]),
+    "slipway-github:productionReviewerUserIds": json.dumps([4242]),
+    "slipway-github:awsRegion": "eu-west-1",
+    "slipway-github:slipwayStacks": json.dumps(
+        {"staging": "acme/slipway/staging", "prod": "acme/slipway/prod"}
+    ),
+    "slipway-github:pulumiAccessToken": TOKEN,
+}
+STACK_OUTPUTS = {
+    "acme/slipway/staging": {
+        "deployRoleArn": STAGING_ROLE,
+        "ecrRepositoryUrl": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/slipway-staging",
+    },
+    "acme/slipway/prod": {
+        "deployRoleArn": PROD_ROLE,
+        "previewRoleArn": PROD_PREVIEW_ROLE,
+        "ecrRepositoryUrl": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/slipway-prod",
+    },
+}
+
+
+def run_governance(
+    config: dict[str, str], stack_outputs: dict[str, dict[str, str]] = STACK_OUTPUTS
+) -> dict[str, Any]:
+    scenario = {
+        "config": config,
+        "secret_keys": ["slipway-github:pulumiAccessToken"],
+        "stack_outputs": stack_outputs,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tests.delivery.governance_harness"],
+        cwd=ROOT,
+        input=json.dumps(scenario),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    report: dict[str, Any] = json.loads(result.stdout)
+    return report
+
+
+class Registered:
+    def __init__(self, report: dict[str, Any]) -> None:
+        assert "error" not in report, report["error"]
+        self.resources: list[dict[str, Any]] = report["resources"]
+
+    def of_type(self, suffix: str) -> list[dict[str, Any]]:
+        return [r["inputs"] for r in self.resources if r["type"].endswith(suffix)]
+
+    def one(self, suffix: str, **match: Any) -> dict[str, Any]:
+        found = [
+            inputs
+            for inputs in self.of_type(suffix)
+            if all(inputs.get(key) == value for key, value in match.items())
+        ]
+        assert len(found) == 1, (suffix, match, found)
+        return found[0]
+
+    def variables(self, environment: str) -> dict[str, Any]:
+        return {
+            v["variableName"]: v["value"]
+            for v in self.of_type(":ActionsEnvironmentVariable")
+            if v["environment"] == environment
+        }
+
+
+@pytest.fixture(scope="module")
+def registered() -> Registered:
+    return Registered(run_governance(BASE_CONFIG))
+
+
+def test_main_requires_exactly_the_ci_jobs_as_status_checks(registered: Registered) -> None:
+    protection = registered.one(":BranchProtection", repositoryId="node-slipway")
+    checks = protection["requiredStatusChecks"][0]
+    assert sorted(checks["contexts"]) == sorted(ci_job_names())
+    assert checks["strict"] is True
+
+
+def test_main_is_protected_for_everyone(registered: Registered) -> None:
+    for repository in ("slipway", "slipway-web"):
+        protection = registered.one(":BranchProtection", repositoryId=f"node-{repository}")
+        assert protection["pattern"] == "main"
+        assert protection["enforceAdmins"] is True
+        assert protection["requiredLinearHistory"] is True
+        assert protection["allowsForcePushes"] is False
+        assert protection["allowsDeletions"] is False
+        assert protection["requireConversationResolution"] is True
+        reviews = protection["requiredPullRequestReviews"][0]
+        assert reviews["requiredApprovingReviewCount"] == 2
+        assert reviews["dismissStaleReviews"] is True
+        assert reviews["requireCodeOwnerReviews"] is True
+        assert reviews["requireLastPushApproval"] is True
+
+
+def test_frontend_repository_requires_its_own_checks(registered: Registered) -> None:
+    protection = registered.one(":BranchProtection", repositoryId="node-slipway-web")
+    assert protection["requiredStatusChecks"][0]["contexts"] == ["lint", "unit", "build"]
+
+
+def test_repositories_merge_by_squash_only_and_scan_for_secrets(registered: Registered) -> None:
+    for name in ("slipway", "slipway-web"):
+        repo = registered.one(":Repository", name=name)
+        assert repo["visibility"] == "private"
+        assert (repo["allowSquashMerge"], repo["allowMergeCommit"], repo["allowRebaseMerge"]) == (
+            True,
+            False,
+            False,
+        )
+        assert repo["deleteBranchOnMerge"] is True
+        assert repo["archiveOnDestroy"] is True
+        security = repo["securityAndAnalysis"]
+        assert security["secretScanning"]["status"] == "enabled"
+        assert security["secretScanningPushProtection"]["status"] == "enabled"
+
+
+def test_workflows_get_a_read_only_token_and_only_pinned_allowed_actions(
+    registered: Registered,
+) -> None:
+    token = registered.one(":WorkflowRepositoryPermissions", repository="slipway")
+    assert token["defaultWorkflowPermissions"] == "read"
+    assert token["canApprovePullRequestReviews"] is False
+    actions = registered.one(":ActionsRepositoryPermissions", repository="slipway")
+    assert actions["allowedActions"] == "selected"
+    assert actions["shaPinningRequired"] is True
+    assert actions["allowedActionsConfig"]["githubOwnedAllowed"] is True
+    assert actions["allowedActionsConfig"]["verifiedAllowed"] is False
+
+
+def test_environments_and_who_may_deploy_to_them(registered: Registered) -> None:
+    environments = {env["environment"]: env for env in registered.of_type(":RepositoryEnvironment")}
+    assert set(environments) == {
+        "staging",
+        "production",
+        "staging-preview",
+        "production-preview",
+    }
+    production = environments["production"]
+    reviewers = production["reviewers"][0]
+    assert len(reviewers["teams"]) == 2  # maintainers and sre, looked up by slug
+    assert reviewers["users"] == [4242]
+    assert production["preventSelfReview"] is True
+    assert production["canAdminsBypass"] is False
+    for name in ("staging", "production"):
+        assert environments[name]["deploymentBranchPolicy"] == {
+            "protectedBranches": False,
+            "customBranchPolicies": True,
+        }
+        assert "reviewers" not in environments[name] or name == "production"
+    for name in ("staging-preview", "production-preview"):
+        assert "reviewers" not in environments[name]
+        assert "deploymentBranchPolicy" not in environments[name]
+
+    policies = {
+        (p["environment"], p.get("branchPattern"), p.get("tagPattern"))
+        for p in registered.of_type(":RepositoryEnvironmentDeploymentPolicy")
+    }
+    assert policies == {
+        ("staging", "main", None),
+        ("production", "main", None),
+        ("production", None, "v*"),
+    }
+
+
+def test_each_environment_gets_its_role_region_and_stack(registered: Registered) -> None:
+    assert registered.variables("staging") == {
+        "AWS_DEPLOY_ROLE_ARN": STAGING_ROLE,
+        "AWS_REGION": "eu-west-1",
+        "PULUMI_STACK": "acme/slipway/staging",
+        "ECR_REPOSITORY_URL": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/slipway-staging",
+    }
+    assert registered.variables("production")["AWS_DEPLOY_ROLE_ARN"] == PROD_ROLE
+    assert registered.variables("production")["PULUMI_STACK"] == "acme/slipway/prod"
+    # A stack exporting a read-only previewRoleArn gets it for PR previews; otherwise previews
+    # use its deploy role.
+    assert registered.variables("production-preview")["AWS_DEPLOY_ROLE_ARN"] == PROD_PREVIEW_ROLE
+    assert registered.variables("staging-preview")["AWS_DEPLOY_ROLE_ARN"] == STAGING_ROLE
+    assert "ECR_REPOSITORY_URL" not in registered.variables("staging-preview")
+
+
+def test_every_variable_the_deploy_workflow_reads_is_provided(registered: Registered) -> None:
+    text = (ROOT / ".github" / "workflows" / "deploy.yml").read_text(encoding="utf-8")
+    used = set(re.findall(r"vars\.([A-Z_]+)", text))
+    for environment in ("staging", "production"):
+        assert used <= set(registered.variables(environment)), environment
+    preview_used = {"AWS_DEPLOY_ROLE_ARN", "AWS_REGION", "PULUMI_STACK"}
+    assert preview_used <= set(registered.variables("production-preview"))
+
+
+def test_pulumi_token_is_an_environment_secret_and_never_plain(registered: Registered) -> None:
+    secrets = registered.of_type(":ActionsEnvironmentSecret")
+    assert {s["environment"] for s in secrets} == {
+        "staging",
+        "production",
+        "staging-preview",
+        "production-preview",
+    }
+    for secret in secrets:
+        assert secret["secretName"] == "PULUMI_ACCESS_TOKEN"
+        assert secret["plaintextValue"][SECRET_SIG]  # wrapped as a Pulumi secret
+        assert secret["plaintextValue"]["value"] == TOKEN
+    plain = [r for r in registered.resources if r["type"].endswith(":ActionsEnvironmentVariable")]
+    assert TOKEN not in json.dumps(plain)
+
+
+def test_explicit_role_arns_override_stack_outputs_and_frontend_is_optional() -> None:
+    config = {
+        key: value
+        for key, value in BASE_CONFIG.items()
+        if key != "slipway-github:frontendRepository"
+    }
+    override = "arn:aws:iam::333333333333:role/override"
+    config["slipway-github:stagingDeployRoleArn"] = override
+    registered = Registered(run_governance(config))
+    assert [r["name"] for r in registered.of_type(":Repository")] == ["slipway"]
+    assert registered.variables("staging")["AWS_DEPLOY_ROLE_ARN"] == override
+
+
+def test_a_stack_without_a_deploy_role_output_fails_naming_it() -> None:
+    outputs = {**STACK_OUTPUTS, "acme/slipway/staging": {"ecrRepositoryUrl": "x/y"}}
+    report = run_governance(BASE_CONFIG, outputs)
+    assert "deployRoleArn" in report.get("error", "")
