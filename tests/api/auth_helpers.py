@@ -17,6 +17,9 @@ import httpx
 from fastapi import FastAPI
 
 from api.auth import service
+from api.auth.keys import generate_private_key_pem
+from api.settings import Settings
+from tests.conftest import make_settings
 
 STRONG_PASSWORD = "correct-horse-battery-staple-42"
 
@@ -62,3 +65,15 @@ async def register_and_login(
         "user_id": registered.json()["id"],
         "headers": bearer(pair["access_token"]),
     }
+
+
+# Keys for tests that need to sign tokens themselves (attack suite, key rotation). Generated
+# once per test session; never written anywhere.
+NEWEST_KEY_PEM = generate_private_key_pem()
+PREVIOUS_KEY_PEM = generate_private_key_pem()
+
+
+def keyed_settings(database_url: str, *pems: str, **overrides: Any) -> Settings:
+    """Test settings whose JWT_PRIVATE_KEYS are the given PEMs (newest first)."""
+    keys = "\n".join(pems or (NEWEST_KEY_PEM, PREVIOUS_KEY_PEM))
+    return make_settings(database_url, jwt_private_keys=keys, **overrides)
