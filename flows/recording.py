@@ -61,7 +61,7 @@ def record_outcome(
     except Exception as exc:
         # The type only: driver messages can quote connection parameters.
         print(
-            f"warning: could not record the {outcome.flow} run for ops metrics "
+            f"warning: could not record the {outcome.flow} run in ops_flow_runs (DATABASE_URL) "
             f"({type(exc).__name__})",
             file=sys.stderr,
         )

@@ -1,0 +1,24 @@
+"""tech-debt under Prefect: analysis and report as tasks, the hotspot table as an artifact."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, task
+
+from flows.prefect_support import failures_recorded, finish_prefect_run
+from flows.reports import DEFAULT_REPORTS_DIR
+from flows.tech_debt.pipeline import FLOW_NAME, analyse, write_tech_debt_report
+
+analyse_task = task(name="analyse-repository")(analyse)
+report_task = task(name="write-report")(write_tech_debt_report)
+
+
+@flow(name=FLOW_NAME, retries=1, retry_delay_seconds=300, timeout_seconds=1800, log_prints=True)
+def tech_debt_flow(
+    repo: str = ".", since: int = 90, reports_dir: str = str(DEFAULT_REPORTS_DIR)
+) -> str:
+    with failures_recorded(FLOW_NAME, Path(reports_dir)) as started_at:
+        report = analyse_task(Path(repo), since)
+        outcome = report_task(report, Path(reports_dir))
+        return finish_prefect_run(outcome, started_at)

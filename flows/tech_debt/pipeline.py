@@ -1,0 +1,204 @@
+"""tech-debt: where change and complexity meet (hotspots), plus dead code, markers, lint, and the
+trend against this repository's previous report.
+
+A complex file nobody touches costs little; a simple file changed every day costs little; a
+complex file changed every week is where bugs and slow reviews come from. The hotspot score is
+commits in the window x total cyclomatic complexity (the "change frequency x complexity" of
+Tornhill's Your Code as a Crime Scene).
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, previous_reports, write_json
+from flows.tech_debt.analysis import (
+    Churn,
+    Complexity,
+    churn,
+    complexity,
+    dead_code,
+    lint_counts,
+    markers,
+    tracked_files,
+)
+
+FLOW_NAME = "tech-debt"
+TOP_HOTSPOTS = 20
+MAX_LISTED = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Hotspot:
+    file: str
+    score: int
+    commits: int
+    lines_changed: int
+    complexity: int
+    worst_function: str
+    worst_complexity: int
+
+
+def rank_hotspots(
+    changes: dict[str, Churn], complexities: dict[str, Complexity], limit: int = TOP_HOTSPOTS
+) -> list[Hotspot]:
+    hotspots = [
+        Hotspot(
+            file=name,
+            score=change.commits * complexities[name].total,
+            commits=change.commits,
+            lines_changed=change.lines_changed,
+            complexity=complexities[name].total,
+            worst_function=complexities[name].worst_block,
+            worst_complexity=complexities[name].worst,
+        )
+        for name, change in changes.items()
+        if name in complexities and complexities[name].total > 0
+    ]
+    hotspots.sort(key=lambda h: (-h.score, -h.lines_changed, h.file))
+    return hotspots[:limit]
+
+
+def analyse(repo: Path, since_days: int) -> dict[str, Any]:
+    """Every measurement, as the JSON report's body (without the trend)."""
+    repo = repo.resolve()
+    files = tracked_files(repo)
+    complexities = complexity(repo, files)
+    hotspots = rank_hotspots(churn(repo, since_days), complexities)
+    unused = dead_code(repo, files)
+    found_markers = markers(repo, files)
+    lint = lint_counts(repo)
+    return {
+        "flow": FLOW_NAME,
+        "repo": str(repo),
+        "since_days": since_days,
+        "summary": {
+            "files": len(files),
+            "python_files": len(complexities),
+            "total_complexity": sum(c.total for c in complexities.values()),
+            "hotspot_score": sum(h.score for h in hotspots),
+            "dead_code": len(unused),
+            "markers": len(found_markers),
+            "lint": sum(lint.values()),
+        },
+        "hotspots": [asdict(h) for h in hotspots],
+        "dead_code": {
+            "by_kind": dict(Counter(item.kind for item in unused)),
+            "items": [asdict(item) for item in unused[:MAX_LISTED]],
+        },
+        "markers": {
+            "by_kind": dict(Counter(item.kind for item in found_markers)),
+            "items": [asdict(item) for item in found_markers[:MAX_LISTED]],
+        },
+        "lint": {"by_code": lint, "total": sum(lint.values())},
+    }
+
+
+def previous_report(reports_dir: Path, repo: str) -> dict[str, Any] | None:
+    """The latest stored report for the same repository, if any."""
+    for path in previous_reports(reports_dir, FLOW_NAME):
+        try:
+            report: dict[str, Any] = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        if report.get("repo") == repo and "summary" in report:
+            return report
+    return None
+
+
+def trend(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[str, Any] | None:
+    """Change of each summary figure since the previous report (positive = more debt)."""
+    if previous is None:
+        return None
+    before, now = previous["summary"], current["summary"]
+    old_hotspots = {h["file"] for h in previous.get("hotspots", [])}
+    return {
+        "previous_generated_at": previous.get("generated_at"),
+        "deltas": {key: now[key] - before.get(key, 0) for key in now},
+        "new_hotspots": [h["file"] for h in current["hotspots"] if h["file"] not in old_hotspots],
+    }
+
+
+def _signed(value: int) -> str:
+    return f"+{value}" if value > 0 else str(value)
+
+
+def to_markdown(report: dict[str, Any]) -> str:
+    summary = report["summary"]
+    lines = [
+        "# Tech debt",
+        "",
+        f"`{report['repo']}`, churn over {report['since_days']} days: "
+        f"{summary['python_files']} Python files, total complexity {summary['total_complexity']}"
+        f", {summary['dead_code']} dead-code findings, {summary['markers']} markers"
+        f", {summary['lint']} lint violations.",
+        "",
+    ]
+    if report.get("trend"):
+        deltas = report["trend"]["deltas"]
+        lines += ["## Trend since the previous report", ""]
+        lines += [f"- {key}: {_signed(value)}" for key, value in deltas.items()]
+        lines.append("")
+    lines += ["## Hotspots (commits x complexity)", ""]
+    if report["hotspots"]:
+        lines += [
+            "| # | file | score | commits | lines changed | complexity | worst function |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {rank} | `{h['file']}` | {h['score']} | {h['commits']} | {h['lines_changed']} "
+            f"| {h['complexity']} | {h['worst_function']} ({h['worst_complexity']}) |"
+            for rank, h in enumerate(report["hotspots"], start=1)
+        ]
+    else:
+        lines.append("No Python file changed in the window.")
+    lines += ["", "## Markers", ""]
+    lines += [f"- {kind}: {count}" for kind, count in report["markers"]["by_kind"].items()] or [
+        "none"
+    ]
+    lines += ["", "## Dead code (vulture)", ""]
+    lines += [f"- {kind}: {count}" for kind, count in report["dead_code"]["by_kind"].items()] or [
+        "none"
+    ]
+    lines += ["", "## Lint (ruff)", ""]
+    lines += [f"- {code}: {count}" for code, count in report["lint"]["by_code"].items()] or [
+        "clean"
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def write_tech_debt_report(report: dict[str, Any], reports_dir: Path) -> FlowOutcome:
+    report = {**report, "trend": trend(report, previous_report(reports_dir, report["repo"]))}
+    directory = new_report_dir(reports_dir, FLOW_NAME)
+    report["generated_at"] = directory.name
+    path = write_json(directory / REPORT_JSON, report)
+    markdown = to_markdown(report)
+    (directory / "report.md").write_text(markdown)
+    summary = report["summary"]
+    return FlowOutcome(
+        flow=FLOW_NAME,
+        succeeded=True,
+        exit_code=0,
+        report_path=path,
+        summary=f"{len(report['hotspots'])} hotspots, {summary['dead_code']} dead code, "
+        f"{summary['markers']} markers, {summary['lint']} lint violations",
+        measurements={
+            "tech_debt": {
+                key: summary[key]
+                for key in ("hotspot_score", "total_complexity", "dead_code", "markers", "lint")
+            }
+        },
+        markdown=markdown,
+        table=[
+            {k: h[k] for k in ("file", "score", "commits", "complexity")}
+            for h in report["hotspots"]
+        ],
+    )
+
+
+def run_tech_debt(*, repo: Path, since_days: int = 90, reports_dir: Path) -> FlowOutcome:
+    return write_tech_debt_report(analyse(repo, since_days), reports_dir)
