@@ -1,0 +1,49 @@
+"""Small helpers shared by the components: tags, IAM documents, naming."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pulumi
+
+from infra_pulumi.config import StackConfig
+
+# Tag read by the policy pack to know what a security group or bucket is for.
+ROLE_TAG = "SlipwayRole"
+PURPOSE_TAG = "SlipwayPurpose"
+
+
+def tags(config: StackConfig, name: str, **extra: str) -> dict[str, str]:
+    return {
+        "Name": f"{config.name_prefix}-{name}",
+        "Project": "slipway",
+        "Environment": config.stack,
+        **extra,
+    }
+
+
+def document(statements: Sequence[Mapping[str, Any]]) -> str:
+    return json.dumps({"Version": "2012-10-17", "Statement": list(statements)})
+
+
+def output_document(statements: pulumi.Input[Sequence[Any]]) -> pulumi.Output[str]:
+    """An IAM policy document whose statements contain Outputs (ARNs)."""
+    return pulumi.Output.from_input(statements).apply(lambda resolved: document(resolved))
+
+
+def service_trust(*services: str) -> str:
+    return document(
+        [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": list(services) if len(services) > 1 else services[0]},
+                "Action": "sts:AssumeRole",
+            }
+        ]
+    )
+
+
+def child(parent: pulumi.Resource, **kwargs: Any) -> pulumi.ResourceOptions:
+    return pulumi.ResourceOptions(parent=parent, **kwargs)

@@ -1,0 +1,195 @@
+"""CloudFront: static assets from S3 via OAC, the API uncached, HTTPS with TLS 1.2+, WAF in prod."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra_pulumi.components._certificates import alias_records, validated_certificate
+from infra_pulumi.components._shared import child, tags
+from infra_pulumi.config import StackConfig
+
+# AWS managed policies (stable ids documented by CloudFront).
+CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
+CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+# Every viewer header (Authorization, Idempotency-Key, Stripe-Signature, ...) except Host,
+# which must be the origin's own name for TLS and for Lambda function URLs.
+ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
+# Paths answered by the API; everything else is a static asset.
+API_PATHS = ("/v1/*", "/.well-known/*", "/healthz", "/readyz", "/docs", "/openapi.json")
+STATIC_ORIGIN = "static"
+API_ORIGIN = "api"
+
+
+class Cdn(pulumi.ComponentResource):
+    distribution: aws.cloudfront.Distribution
+    web_acl: aws.wafv2.WebAcl | None
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        static_bucket_name: pulumi.Input[str],
+        api_origin_domain: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("slipway:cdn:Cdn", name, None, opts)
+        certificate_arn = validated_certificate(
+            self, f"{name}-certificate", config, config.domain_name, region="us-east-1"
+        )
+        oac = aws.cloudfront.OriginAccessControl(
+            f"{name}-oac",
+            name=f"{config.name_prefix}-static",
+            description="CloudFront signs its requests to the static bucket",
+            origin_access_control_origin_type="s3",
+            signing_behavior="always",
+            signing_protocol="sigv4",
+            opts=child(self),
+        )
+        headers = aws.cloudfront.ResponseHeadersPolicy(
+            f"{name}-security-headers",
+            name=f"{config.name_prefix}-security-headers",
+            comment="HSTS, nosniff, frame denial, strict referrer",
+            security_headers_config={
+                "strict_transport_security": {
+                    "access_control_max_age_sec": 63072000,
+                    "include_subdomains": True,
+                    "preload": True,
+                    "override": True,
+                },
+                "content_type_options": {"override": True},
+                "frame_options": {"frame_option": "DENY", "override": True},
+                "referrer_policy": {
+                    "referrer_policy": "strict-origin-when-cross-origin",
+                    "override": True,
+                },
+                "xss_protection": {"protection": True, "mode_block": True, "override": True},
+            },
+            opts=child(self),
+        )
+        self.web_acl = self._web_acl(name, config) if config.waf_enabled else None
+
+        api_behaviours: list[dict[str, Any]] = [
+            {
+                "path_pattern": path,
+                "target_origin_id": API_ORIGIN,
+                "viewer_protocol_policy": "https-only",
+                "allowed_methods": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
+                "cached_methods": ["GET", "HEAD"],
+                "cache_policy_id": CACHING_DISABLED,
+                "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST,
+                "response_headers_policy_id": headers.id,
+                "compress": True,
+            }
+            for path in API_PATHS
+        ]
+        origins: Any = [
+            {
+                "origin_id": STATIC_ORIGIN,
+                "domain_name": pulumi.Output.from_input(static_bucket_name).apply(
+                    lambda bucket: f"{bucket}.s3.{config.region}.amazonaws.com"
+                ),
+                "origin_access_control_id": oac.id,
+            },
+            {
+                "origin_id": API_ORIGIN,
+                "domain_name": api_origin_domain,
+                "custom_origin_config": {
+                    "http_port": 80,
+                    "https_port": 443,
+                    "origin_protocol_policy": "https-only",
+                    "origin_ssl_protocols": ["TLSv1.2"],
+                },
+            },
+        ]
+        # Nested settings are plain dicts; pulumi-aws's TypedDicts are too strict for mypy here.
+        settings: dict[str, Any] = {
+            "enabled": True,
+            "comment": f"{config.name_prefix}: static assets and API",
+            "aliases": [config.domain_name],
+            "is_ipv6_enabled": True,
+            "http_version": "http2and3",
+            "price_class": "PriceClass_All" if config.is_prod else "PriceClass_100",
+            "origins": origins,
+            "default_cache_behavior": {
+                "target_origin_id": STATIC_ORIGIN,
+                "viewer_protocol_policy": "redirect-to-https",
+                "allowed_methods": ["GET", "HEAD", "OPTIONS"],
+                "cached_methods": ["GET", "HEAD"],
+                "cache_policy_id": CACHING_OPTIMIZED,
+                "response_headers_policy_id": headers.id,
+                "compress": True,
+            },
+            "ordered_cache_behaviors": api_behaviours,
+            "restrictions": {"geo_restriction": {"restriction_type": "none"}},
+            "viewer_certificate": {
+                "acm_certificate_arn": certificate_arn,
+                "ssl_support_method": "sni-only",
+                "minimum_protocol_version": "TLSv1.2_2021",
+            },
+            "web_acl_id": self.web_acl.arn if self.web_acl else None,
+            "tags": tags(config, "cdn"),
+        }
+        self.distribution = aws.cloudfront.Distribution(
+            f"{name}-distribution", opts=child(self), **settings
+        )
+        alias_records(
+            self,
+            f"{name}-alias",
+            config,
+            config.domain_name,
+            self.distribution.domain_name,
+            CLOUDFRONT_ZONE_ID,
+        )
+        self.register_outputs(
+            {"domainName": self.distribution.domain_name, "arn": self.distribution.arn}
+        )
+
+    def _web_acl(self, name: str, config: StackConfig) -> aws.wafv2.WebAcl:
+        def managed(rule: str, priority: int) -> dict[str, Any]:
+            return {
+                "name": rule,
+                "priority": priority,
+                "override_action": {"none": {}},
+                "statement": {"managed_rule_group_statement": {"vendor_name": "AWS", "name": rule}},
+                "visibility_config": _visibility(rule),
+            }
+
+        settings: dict[str, Any] = {
+            "name": f"{config.name_prefix}-edge",
+            "description": "AWS managed rules and a per-IP rate limit in front of CloudFront",
+            "scope": "CLOUDFRONT",
+            "region": "us-east-1",
+            "default_action": {"allow": {}},
+            "rules": [
+                managed("AWSManagedRulesAmazonIpReputationList", 0),
+                managed("AWSManagedRulesCommonRuleSet", 1),
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+                {
+                    "name": "rate-per-ip",
+                    "priority": 3,
+                    "action": {"block": {}},
+                    "statement": {
+                        "rate_based_statement": {
+                            "limit": config.waf_rate_limit_per_5min,
+                            "aggregate_key_type": "IP",
+                        }
+                    },
+                    "visibility_config": _visibility("rate-per-ip"),
+                },
+            ],
+            "visibility_config": _visibility(f"{config.name_prefix}-edge"),
+            "tags": tags(config, "waf"),
+        }
+        return aws.wafv2.WebAcl(f"{name}-waf", opts=child(self), **settings)
+
+
+def _visibility(metric: str) -> dict[str, Any]:
+    return {
+        "cloudwatch_metrics_enabled": True,
+        "metric_name": metric.replace("_", "-")[:128],
+        "sampled_requests_enabled": True,
+    }

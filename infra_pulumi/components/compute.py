@@ -1,0 +1,437 @@
+"""The API: ECR image, then ECS Fargate behind an ALB (prod) or Lambda with a function URL
+(staging), chosen by `slipway:apiRuntime`. Secrets arrive from Secrets Manager by ARN."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra_pulumi.components import _containers as containers
+from infra_pulumi.components._certificates import alias_records, validated_certificate
+from infra_pulumi.components._shared import child, output_document, service_trust, tags
+from infra_pulumi.config import StackConfig
+
+API_PORT = 8000
+ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclass(frozen=True)
+class ComputeInputs:
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    app_security_group_id: pulumi.Input[str]
+    entry_security_group_id: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    # env name -> Secrets Manager ARN
+    secret_arns: Mapping[str, pulumi.Input[str]]
+    database_secret_arn: pulumi.Input[str]
+    database_host: pulumi.Input[str]
+    database_name: str
+    log_group_name: pulumi.Input[str]
+    adot_log_group_name: pulumi.Input[str]
+    remote_write_url: pulumi.Input[str]
+    workspace_arn: pulumi.Input[str]
+
+
+class Compute(pulumi.ComponentResource):
+    repository: aws.ecr.Repository
+    cluster: aws.ecs.Cluster
+    execution_role: aws.iam.Role
+    api_origin_domain: pulumi.Output[str]
+    api_url: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        inputs: ComputeInputs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("slipway:compute:Compute", name, None, opts)
+        self._name = name
+        self._config = config
+        self._inputs = inputs
+        self.repository = aws.ecr.Repository(
+            f"{name}-api",
+            name=f"{config.name_prefix}-api",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": inputs.kms_key_arn}],
+            force_delete=not config.is_prod,
+            tags=tags(config, "ecr-api"),
+            opts=child(self),
+        )
+        # The cluster also runs the Prefect server and worker (flows_worker), in both stacks.
+        self.cluster = aws.ecs.Cluster(
+            f"{name}-cluster",
+            name=config.name_prefix,
+            settings=[{"name": "containerInsights", "value": "enhanced"}],
+            tags=tags(config, "ecs"),
+            opts=child(self),
+        )
+        secret_resources = [*inputs.secret_arns.values(), inputs.database_secret_arn]
+        self.execution_role = aws.iam.Role(
+            f"{name}-execution",
+            assume_role_policy=service_trust("ecs-tasks.amazonaws.com"),
+            description="ECS agent: pull images, write logs, read the API's secrets",
+            tags=tags(config, "ecs-execution"),
+            opts=child(self),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-execution-managed",
+            role=self.execution_role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-execution-secrets",
+            role=self.execution_role.name,
+            policy=output_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": secret_resources,
+                    },
+                    {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": inputs.kms_key_arn},
+                ]
+            ),
+            opts=child(self),
+        )
+        image = (
+            pulumi.Output.concat(self.repository.repository_url, ":", config.image_tag)
+            if config.image_tag
+            else None
+        )
+        if image is None:
+            # First deploy: the repository must exist before CI can push the first image.
+            pulumi.log.warn("slipway:imageTag is not set: the API is not deployed yet")
+            self.api_origin_domain = pulumi.Output.from_input(f"origin.{config.domain_name}")
+        elif config.api_runtime == "ecs":
+            self.api_origin_domain = self._ecs_service(image)
+        else:
+            self.api_origin_domain = self._lambda_function(image)
+        self.api_url = pulumi.Output.from_input(f"https://{config.domain_name}")
+        self.register_outputs(
+            {
+                "repositoryUrl": self.repository.repository_url,
+                "clusterName": self.cluster.name,
+                "apiOriginDomain": self.api_origin_domain,
+            }
+        )
+
+    def _plain_env(self) -> dict[str, pulumi.Input[str]]:
+        config = self._config
+        return {
+            "APP_ENV": "production" if config.is_prod else "staging",
+            "DATABASE_HOST": self._inputs.database_host,
+            "DATABASE_NAME": self._inputs.database_name,
+            "DATABASE_PORT": "5432",
+            "CORS_ORIGINS": f"https://{config.domain_name}",
+            # CloudFront and the ALB both live outside the task; only the VPC's ALB is trusted.
+            "TRUSTED_PROXIES": config.vpc_cidr,
+        }
+
+    def _ecs_service(self, image: pulumi.Output[str]) -> pulumi.Output[str]:
+        name, config, inputs = self._name, self._config, self._inputs
+        origin_domain = f"origin.{config.domain_name}"
+        task_role = aws.iam.Role(
+            f"{name}-api-task",
+            assume_role_policy=service_trust("ecs-tasks.amazonaws.com"),
+            description="API task: the ADOT sidecar remote-writes metrics to AMP",
+            tags=tags(config, "api-task"),
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-api-task-amp",
+            role=task_role.name,
+            policy=output_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": "aps:RemoteWrite",
+                        "Resource": inputs.workspace_arn,
+                    }
+                ]
+            ),
+            opts=child(self),
+        )
+        balancer = aws.lb.LoadBalancer(
+            f"{name}-api-alb",
+            name=f"{config.name_prefix}-api"[:32],
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(inputs.public_subnet_ids),
+            security_groups=[inputs.entry_security_group_id],
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=config.is_prod,
+            idle_timeout=60,
+            tags=tags(config, "api-alb"),
+            opts=child(self),
+        )
+        target_group = aws.lb.TargetGroup(
+            f"{name}-api",
+            name=f"{config.name_prefix}-api"[:32],
+            port=API_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=inputs.vpc_id,
+            deregistration_delay=30,
+            health_check={"path": "/healthz", "matcher": "200", "interval": 15},
+            tags=tags(config, "api-tg"),
+            opts=child(self),
+        )
+        certificate_arn = validated_certificate(
+            self, f"{name}-origin-certificate", config, origin_domain
+        )
+        aws.lb.Listener(
+            f"{name}-api-https",
+            load_balancer_arn=balancer.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=certificate_arn,
+            default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
+            opts=child(self),
+        )
+        alias_records(
+            self, f"{name}-origin", config, origin_domain, balancer.dns_name, balancer.zone_id
+        )
+
+        secret_refs = pulumi.Output.all(inputs.database_secret_arn, dict(inputs.secret_arns)).apply(
+            lambda values: {**containers.database_secret_refs(values[0]), **values[1]}
+        )
+        definitions = pulumi.Output.all(
+            image,
+            pulumi.Output.all(**self._plain_env()),
+            secret_refs,
+            inputs.log_group_name,
+            inputs.adot_log_group_name,
+            inputs.remote_write_url,
+        ).apply(lambda v: self._definitions(v[0], v[1], v[2], v[3], v[4], v[5]))
+        task = aws.ecs.TaskDefinition(
+            f"{name}-api",
+            family=f"{config.name_prefix}-api",
+            cpu=str(config.api_cpu),
+            memory=str(config.api_memory_mb),
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            runtime_platform={"operating_system_family": "LINUX", "cpu_architecture": "X86_64"},
+            execution_role_arn=self.execution_role.arn,
+            task_role_arn=task_role.arn,
+            container_definitions=containers.container_definitions(definitions),
+            tags=tags(config, "api-task"),
+            opts=child(self),
+        )
+        service = aws.ecs.Service(
+            f"{name}-api",
+            name="api",
+            cluster=self.cluster.arn,
+            task_definition=task.arn,
+            desired_count=config.api_min_tasks,
+            launch_type="FARGATE",
+            network_configuration={
+                "subnets": list(inputs.private_subnet_ids),
+                "security_groups": [inputs.app_security_group_id],
+                "assign_public_ip": False,
+            },
+            load_balancers=[
+                {
+                    "target_group_arn": target_group.arn,
+                    "container_name": "api",
+                    "container_port": API_PORT,
+                }
+            ],
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            health_check_grace_period_seconds=30,
+            propagate_tags="SERVICE",
+            tags=tags(config, "api-service"),
+            # Autoscaling owns the task count after creation.
+            opts=child(self, ignore_changes=["desiredCount"]),
+        )
+        scaling = aws.appautoscaling.Target(
+            f"{name}-api-scaling",
+            service_namespace="ecs",
+            scalable_dimension="ecs:service:DesiredCount",
+            resource_id=pulumi.Output.concat("service/", self.cluster.name, "/", service.name),
+            min_capacity=config.api_min_tasks,
+            max_capacity=config.api_max_tasks,
+            opts=child(self),
+        )
+        aws.appautoscaling.Policy(
+            f"{name}-api-cpu",
+            name=f"{config.name_prefix}-api-cpu",
+            policy_type="TargetTrackingScaling",
+            service_namespace=scaling.service_namespace,
+            scalable_dimension=scaling.scalable_dimension,
+            resource_id=scaling.resource_id,
+            target_tracking_scaling_policy_configuration={
+                "target_value": config.api_target_cpu_percent,
+                "scale_in_cooldown": 120,
+                "scale_out_cooldown": 60,
+                "predefined_metric_specification": {
+                    "predefined_metric_type": "ECSServiceAverageCPUUtilization"
+                },
+            },
+            opts=child(self),
+        )
+        return pulumi.Output.from_input(origin_domain)
+
+    def _definitions(
+        self,
+        image: str,
+        env: Mapping[str, str],
+        secrets: Mapping[str, str],
+        log_group: str,
+        adot_log_group: str,
+        remote_write_url: str,
+    ) -> list[dict[str, Any]]:
+        region = self._config.region
+        api = {
+            "name": "api",
+            "image": image,
+            "essential": True,
+            "command": containers.with_database_url(
+                [
+                    "uvicorn",
+                    "api.main:app",
+                    "--host",
+                    "0.0.0.0",  # noqa: S104 - the task's own ENI; only the ALB's group may connect
+                    "--port",
+                    str(API_PORT),
+                ]
+            ),
+            "portMappings": [{"containerPort": API_PORT, "protocol": "tcp"}],
+            "environment": containers.env_list(env),
+            "secrets": containers.secret_list(secrets),
+            "readonlyRootFilesystem": False,
+            "logConfiguration": containers.log_configuration(log_group, region, "api"),
+        }
+        adot = {
+            "name": "adot-collector",
+            "image": ADOT_IMAGE,
+            "essential": False,
+            "environment": containers.env_list(
+                {"AOT_CONFIG_CONTENT": adot_config(region, remote_write_url, self._config.stack)}
+            ),
+            # The sidecar authenticates its scrape of /metrics with the same METRICS_TOKEN.
+            "secrets": containers.secret_list({"METRICS_TOKEN": secrets["METRICS_TOKEN"]}),
+            "logConfiguration": containers.log_configuration(adot_log_group, region, "adot"),
+        }
+        return [api, adot]
+
+    def _lambda_function(self, image: pulumi.Output[str]) -> pulumi.Output[str]:
+        name, config, inputs = self._name, self._config, self._inputs
+        role = aws.iam.Role(
+            f"{name}-lambda",
+            assume_role_policy=service_trust("lambda.amazonaws.com"),
+            description="API Lambda: VPC networking, logs, its own secrets",
+            tags=tags(config, "lambda"),
+            opts=child(self),
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-lambda-vpc",
+            role=role.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AWSLambdaVPCAccessExecutionRole",
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-lambda-secrets",
+            role=role.name,
+            policy=output_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": [*inputs.secret_arns.values(), inputs.database_secret_arn],
+                    },
+                    {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": inputs.kms_key_arn},
+                ]
+            ),
+            opts=child(self),
+        )
+        # Lambda has no native secret injection: the function gets the ARNs (not the values)
+        # and resolves them at cold start with its role (see docs/adr/0003).
+        secret_refs = pulumi.Output.all(inputs.database_secret_arn, dict(inputs.secret_arns)).apply(
+            lambda values: json.dumps(
+                {**containers.database_secret_refs(values[0]), **values[1]}, sort_keys=True
+            )
+        )
+        function = aws.lambda_.Function(
+            f"{name}-api",
+            name=f"{config.name_prefix}-api",
+            package_type="Image",
+            image_uri=image,
+            image_config={"commands": ["api.lambda_handler.handler"]},
+            role=role.arn,
+            memory_size=config.lambda_memory_mb,
+            timeout=30,
+            kms_key_arn=inputs.kms_key_arn,
+            vpc_config={
+                "subnet_ids": list(inputs.private_subnet_ids),
+                "security_group_ids": [inputs.app_security_group_id],
+            },
+            environment={"variables": {**self._plain_env(), "SECRET_ARNS": secret_refs}},
+            logging_config={
+                "log_format": "JSON",
+                "log_group": f"/aws/lambda/{config.name_prefix}-api",
+            },
+            tags=tags(config, "lambda"),
+            opts=child(self),
+        )
+        url = aws.lambda_.FunctionUrl(
+            f"{name}-api",
+            function_name=function.name,
+            # CloudFront is the only client we advertise; the function URL must accept its
+            # unsigned requests because OAC signing cannot cover POST bodies from browsers.
+            authorization_type="NONE",
+            invoke_mode="BUFFERED",
+            opts=child(self),
+        )
+        return url.function_url.apply(lambda value: value.removeprefix("https://").rstrip("/"))
+
+
+def adot_config(region: str, remote_write_url: str, stack: str) -> str:
+    """OpenTelemetry collector config: scrape the API's /metrics with the bearer token and
+    remote-write to AMP with SigV4 (the task role grants aps:RemoteWrite)."""
+    config = {
+        "extensions": {"sigv4auth": {"region": region, "service": "aps"}},
+        "receivers": {
+            "prometheus": {
+                "config": {
+                    "global": {"scrape_interval": "30s", "external_labels": {"stack": stack}},
+                    "scrape_configs": [
+                        {
+                            "job_name": "slipway-api",
+                            "metrics_path": "/metrics",
+                            "authorization": {
+                                "type": "Bearer",
+                                "credentials": "${env:METRICS_TOKEN}",
+                            },
+                            "static_configs": [{"targets": [f"localhost:{API_PORT}"]}],
+                        }
+                    ],
+                }
+            }
+        },
+        "exporters": {
+            "prometheusremotewrite": {
+                "endpoint": remote_write_url,
+                "auth": {"authenticator": "sigv4auth"},
+            }
+        },
+        "service": {
+            "extensions": ["sigv4auth"],
+            "pipelines": {
+                "metrics": {"receivers": ["prometheus"], "exporters": ["prometheusremotewrite"]}
+            },
+        },
+    }
+    return json.dumps(config)

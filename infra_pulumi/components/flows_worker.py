@@ -1,0 +1,479 @@
+"""Prefect on ECS: the self-hosted server + UI behind an ALB with Cognito sign-in, a worker that
+launches flow runs as Fargate tasks, and the flow-run role allowed exactly what the flows need."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_aws as aws
+
+from infra_pulumi.components import _containers as containers
+from infra_pulumi.components._certificates import alias_records, validated_certificate
+from infra_pulumi.components._shared import child, output_document, service_trust, tags
+from infra_pulumi.config import StackConfig
+
+PREFECT_IMAGE = "prefecthq/prefect:3-python3.11"
+POSTGRES_CLIENT_IMAGE = "public.ecr.aws/docker/library/postgres:16-alpine"
+PREFECT_PORT = 4200
+PREFECT_DATABASE = "prefect"
+TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+
+
+@dataclass(frozen=True)
+class FlowsInputs:
+    vpc_id: pulumi.Input[str]
+    public_subnet_ids: Sequence[pulumi.Input[str]]
+    private_subnet_ids: Sequence[pulumi.Input[str]]
+    worker_security_group_id: pulumi.Input[str]
+    entry_security_group_id: pulumi.Input[str]
+    cluster_arn: pulumi.Input[str]
+    cluster_name: pulumi.Input[str]
+    kms_key_arn: pulumi.Input[str]
+    backup_bucket_name: pulumi.Input[str]
+    database_secret_arn: pulumi.Input[str]
+    database_host: pulumi.Input[str]
+    stripe_secret_arn: pulumi.Input[str]
+    server_log_group: pulumi.Input[str]
+    worker_log_group: pulumi.Input[str]
+    flows_log_group: pulumi.Input[str]
+
+
+def flow_run_policy_statements(
+    backup_bucket: str, kms_key_arn: str, database_secret_arn: str, stripe_secret_arn: str
+) -> list[dict[str, Any]]:
+    """What the flows need and nothing else: backups in S3 under the stack's KMS key, the
+    database credentials, and the Stripe key for reconciliation."""
+    return [
+        {
+            "Sid": "BackupBucketList",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": f"arn:aws:s3:::{backup_bucket}",
+        },
+        {
+            "Sid": "BackupObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
+            "Resource": f"arn:aws:s3:::{backup_bucket}/*",
+        },
+        {
+            "Sid": "BackupEncryption",
+            "Effect": "Allow",
+            "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
+            "Resource": kms_key_arn,
+        },
+        {
+            "Sid": "FlowSecrets",
+            "Effect": "Allow",
+            "Action": "secretsmanager:GetSecretValue",
+            "Resource": [database_secret_arn, stripe_secret_arn],
+        },
+    ]
+
+
+class FlowsWorker(pulumi.ComponentResource):
+    flows_role: aws.iam.Role
+    repository: aws.ecr.Repository
+    prefect_ui_url: str
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        inputs: FlowsInputs,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("slipway:flows:FlowsWorker", name, None, opts)
+        self._name = name
+        self._config = config
+        self._inputs = inputs
+        prefect_domain = f"prefect.{config.domain_name}"
+        self.prefect_ui_url = f"https://{prefect_domain}"
+
+        self.repository = aws.ecr.Repository(
+            f"{name}-flows",
+            name=f"{config.name_prefix}-flows",
+            image_tag_mutability="IMMUTABLE",
+            image_scanning_configuration={"scan_on_push": True},
+            encryption_configurations=[{"encryption_type": "KMS", "kms_key": inputs.kms_key_arn}],
+            force_delete=not config.is_prod,
+            tags=tags(config, "ecr-flows"),
+            opts=child(self),
+        )
+
+        self.flows_role = self._role("flow-runs", "Prefect flow runs: backups, reconciliation")
+        aws.iam.RolePolicy(
+            f"{name}-flow-runs",
+            role=self.flows_role.name,
+            policy=output_document(
+                pulumi.Output.all(
+                    inputs.backup_bucket_name,
+                    inputs.kms_key_arn,
+                    inputs.database_secret_arn,
+                    inputs.stripe_secret_arn,
+                ).apply(lambda v: flow_run_policy_statements(v[0], v[1], v[2], v[3]))
+            ),
+            opts=child(self),
+        )
+        execution = self._role(
+            "flows-execution", "ECS agent for Prefect tasks: images, logs, secrets"
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-flows-execution-managed",
+            role=execution.name,
+            policy_arn="arn:aws:iam::aws:policy/service-role/AmazonECSTaskExecutionRolePolicy",
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-flows-execution-secrets",
+            role=execution.name,
+            policy=output_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": "secretsmanager:GetSecretValue",
+                        "Resource": [inputs.database_secret_arn, inputs.stripe_secret_arn],
+                    },
+                    {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": inputs.kms_key_arn},
+                ]
+            ),
+            opts=child(self),
+        )
+        worker_role = self._role("prefect-worker", "Prefect ECS worker: starts flow-run tasks")
+        aws.iam.RolePolicy(
+            f"{name}-prefect-worker",
+            role=worker_role.name,
+            policy=output_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": [
+                            "ecs:RunTask",
+                            "ecs:StopTask",
+                            "ecs:DescribeTasks",
+                            "ecs:RegisterTaskDefinition",
+                            "ecs:DescribeTaskDefinition",
+                            "ecs:ListTaskDefinitions",
+                            "ec2:DescribeSubnets",
+                            "ec2:DescribeVpcs",
+                            "logs:GetLogEvents",
+                        ],
+                        "Resource": "*",
+                    },
+                    {
+                        "Effect": "Allow",
+                        "Action": "iam:PassRole",
+                        "Resource": [self.flows_role.arn, execution.arn],
+                    },
+                ]
+            ),
+            opts=child(self),
+        )
+
+        namespace = aws.servicediscovery.HttpNamespace(
+            f"{name}-namespace",
+            name=f"{config.name_prefix}.internal",
+            description="ECS Service Connect: the worker reaches the Prefect server",
+            tags=tags(config, "namespace"),
+            opts=child(self),
+        )
+        target_group = self._ui_load_balancer(prefect_domain)
+        self._server_service(namespace, target_group, execution, prefect_domain)
+        self._worker_service(namespace, execution, worker_role)
+        self.register_outputs(
+            {"prefectUiUrl": self.prefect_ui_url, "flowsRoleArn": self.flows_role.arn}
+        )
+
+    def _role(self, purpose: str, description: str) -> aws.iam.Role:
+        return aws.iam.Role(
+            f"{self._name}-{purpose}",
+            name=f"{self._config.name_prefix}-{purpose}",
+            assume_role_policy=service_trust("ecs-tasks.amazonaws.com"),
+            description=description,
+            tags=tags(self._config, purpose),
+            opts=child(self),
+        )
+
+    def _ui_load_balancer(self, prefect_domain: str) -> aws.lb.TargetGroup:
+        name, config, inputs = self._name, self._config, self._inputs
+        pool = aws.cognito.UserPool(
+            f"{name}-users",
+            name=f"{config.name_prefix}-prefect",
+            # Operators are invited; nobody signs themselves up.
+            admin_create_user_config={"allow_admin_create_user_only": True},
+            mfa_configuration="ON",
+            software_token_mfa_configuration={"enabled": True},
+            password_policy={
+                "minimum_length": 14,
+                "require_lowercase": True,
+                "require_uppercase": True,
+                "require_numbers": True,
+                "require_symbols": False,
+            },
+            username_attributes=["email"],
+            deletion_protection="ACTIVE" if config.is_prod else "INACTIVE",
+            tags=tags(config, "prefect-users"),
+            opts=child(self),
+        )
+        client = aws.cognito.UserPoolClient(
+            f"{name}-alb",
+            user_pool_id=pool.id,
+            generate_secret=True,
+            allowed_oauth_flows=["code"],
+            allowed_oauth_flows_user_pool_client=True,
+            allowed_oauth_scopes=["openid", "email"],
+            callback_urls=[f"https://{prefect_domain}/oauth2/idpresponse"],
+            supported_identity_providers=["COGNITO"],
+            opts=child(self),
+        )
+        domain = aws.cognito.UserPoolDomain(
+            f"{name}-login",
+            domain=pulumi.Output.concat(config.name_prefix, "-prefect-", pool.id.apply(_short_id)),
+            user_pool_id=pool.id,
+            opts=child(self),
+        )
+        balancer = aws.lb.LoadBalancer(
+            f"{name}-ui-alb",
+            name=f"{config.name_prefix}-prefect"[:32],
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(inputs.public_subnet_ids),
+            security_groups=[inputs.entry_security_group_id],
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=config.is_prod,
+            tags=tags(config, "prefect-alb"),
+            opts=child(self),
+        )
+        target_group = aws.lb.TargetGroup(
+            f"{name}-prefect-server",
+            name=f"{config.name_prefix}-prefect"[:32],
+            port=PREFECT_PORT,
+            protocol="HTTP",
+            target_type="ip",
+            vpc_id=inputs.vpc_id,
+            health_check={"path": "/api/health", "matcher": "200", "interval": 30},
+            tags=tags(config, "prefect-tg"),
+            opts=child(self),
+        )
+        certificate_arn = validated_certificate(self, f"{name}-certificate", config, prefect_domain)
+        aws.lb.Listener(
+            f"{name}-ui-https",
+            load_balancer_arn=balancer.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=certificate_arn,
+            default_actions=[
+                {
+                    "type": "authenticate-cognito",
+                    "order": 1,
+                    "authenticate_cognito": {
+                        "user_pool_arn": pool.arn,
+                        "user_pool_client_id": client.id,
+                        "user_pool_domain": domain.domain,
+                        "on_unauthenticated_request": "authenticate",
+                    },
+                },
+                {"type": "forward", "order": 2, "target_group_arn": target_group.arn},
+            ],
+            opts=child(self),
+        )
+        alias_records(
+            self, f"{name}-ui", config, prefect_domain, balancer.dns_name, balancer.zone_id
+        )
+        return target_group
+
+    def _task(
+        self,
+        purpose: str,
+        definitions: pulumi.Output[list[dict[str, Any]]],
+        execution: aws.iam.Role,
+        task_role: aws.iam.Role,
+    ) -> aws.ecs.TaskDefinition:
+        return aws.ecs.TaskDefinition(
+            f"{self._name}-{purpose}",
+            family=f"{self._config.name_prefix}-{purpose}",
+            cpu="512",
+            memory="1024",
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            execution_role_arn=execution.arn,
+            task_role_arn=task_role.arn,
+            container_definitions=containers.container_definitions(definitions),
+            tags=tags(self._config, purpose),
+            opts=child(self),
+        )
+
+    def _service(
+        self,
+        purpose: str,
+        task: aws.ecs.TaskDefinition,
+        service_connect: Any,
+        load_balancers: Any = None,
+    ) -> aws.ecs.Service:
+        return aws.ecs.Service(
+            f"{self._name}-{purpose}",
+            name=purpose,
+            cluster=self._inputs.cluster_arn,
+            task_definition=task.arn,
+            desired_count=1,
+            launch_type="FARGATE",
+            network_configuration={
+                "subnets": list(self._inputs.private_subnet_ids),
+                "security_groups": [self._inputs.worker_security_group_id],
+                "assign_public_ip": False,
+            },
+            load_balancers=load_balancers,
+            service_connect_configuration=service_connect,
+            deployment_circuit_breaker={"enable": True, "rollback": True},
+            tags=tags(self._config, purpose),
+            opts=child(self),
+        )
+
+    def _server_service(
+        self,
+        namespace: aws.servicediscovery.HttpNamespace,
+        target_group: aws.lb.TargetGroup,
+        execution: aws.iam.Role,
+        prefect_domain: str,
+    ) -> None:
+        config, inputs = self._config, self._inputs
+        server_role = self._role("prefect-server", "Prefect server: no AWS access needed")
+
+        def definitions(values: list[Any]) -> list[dict[str, Any]]:
+            secret_arn, host, log_group = values
+            db_refs = containers.database_secret_refs(secret_arn)
+            logs = containers.log_configuration(log_group, config.region, "prefect")
+            # Prefect keeps its own database on the RDS instance; this one-shot container
+            # creates it if missing (idempotent) before the server starts.
+            create_db = {
+                "name": "create-database",
+                "image": POSTGRES_CLIENT_IMAGE,
+                "essential": False,
+                # A constant statement (no input), run once per task start.
+                "command": [
+                    "sh",
+                    "-c",
+                    f"psql -tc \"SELECT 1 FROM pg_database WHERE datname='{PREFECT_DATABASE}'\" "  # noqa: S608
+                    f"| grep -q 1 || psql -c 'CREATE DATABASE {PREFECT_DATABASE}'",
+                ],
+                "environment": containers.env_list(
+                    {"PGHOST": host, "PGDATABASE": "postgres", "PGSSLMODE": "require"}
+                ),
+                "secrets": containers.secret_list(
+                    {"PGUSER": db_refs["DATABASE_USER"], "PGPASSWORD": db_refs["DATABASE_PASSWORD"]}
+                ),
+                "logConfiguration": logs,
+            }
+            server = {
+                "name": "prefect-server",
+                "image": PREFECT_IMAGE,
+                "essential": True,
+                "command": [
+                    "prefect",
+                    "server",
+                    "start",
+                    "--host",
+                    "0.0.0.0",  # noqa: S104 - the task's own ENI; only the ALB's group may connect
+                    "--port",
+                    str(PREFECT_PORT),
+                ],
+                "portMappings": [
+                    {"name": "prefect", "containerPort": PREFECT_PORT, "protocol": "tcp"}
+                ],
+                "dependsOn": [{"containerName": "create-database", "condition": "SUCCESS"}],
+                "environment": containers.env_list(
+                    {
+                        "PREFECT_SERVER_DATABASE_DRIVER": "postgresql+asyncpg",
+                        "PREFECT_SERVER_DATABASE_HOST": host,
+                        "PREFECT_SERVER_DATABASE_PORT": "5432",
+                        "PREFECT_SERVER_DATABASE_NAME": PREFECT_DATABASE,
+                        "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_ENABLED": "true",
+                        "PREFECT_UI_API_URL": f"https://{prefect_domain}/api",
+                    }
+                ),
+                "secrets": containers.secret_list(
+                    {
+                        "PREFECT_SERVER_DATABASE_USER": db_refs["DATABASE_USER"],
+                        "PREFECT_SERVER_DATABASE_PASSWORD": db_refs["DATABASE_PASSWORD"],
+                    }
+                ),
+                "logConfiguration": logs,
+            }
+            return [create_db, server]
+
+        task = self._task(
+            "prefect-server",
+            pulumi.Output.all(
+                inputs.database_secret_arn, inputs.database_host, inputs.server_log_group
+            ).apply(definitions),
+            execution,
+            server_role,
+        )
+        self._service(
+            "prefect-server",
+            task,
+            {
+                "enabled": True,
+                "namespace": namespace.arn,
+                "services": [
+                    {
+                        "port_name": "prefect",
+                        "client_alias": [{"port": PREFECT_PORT, "dns_name": "prefect-server"}],
+                    }
+                ],
+            },
+            load_balancers=[
+                {
+                    "target_group_arn": target_group.arn,
+                    "container_name": "prefect-server",
+                    "container_port": PREFECT_PORT,
+                }
+            ],
+        )
+
+    def _worker_service(
+        self,
+        namespace: aws.servicediscovery.HttpNamespace,
+        execution: aws.iam.Role,
+        worker_role: aws.iam.Role,
+    ) -> None:
+        config, inputs = self._config, self._inputs
+        pool = f"{config.name_prefix}-ecs"
+
+        def definitions(values: list[Any]) -> list[dict[str, Any]]:
+            log_group, cluster = values
+            return [
+                {
+                    "name": "prefect-worker",
+                    "image": PREFECT_IMAGE,
+                    "essential": True,
+                    "command": ["prefect", "worker", "start", "--pool", pool, "--type", "ecs"],
+                    "environment": containers.env_list(
+                        {
+                            "PREFECT_API_URL": f"http://prefect-server:{PREFECT_PORT}/api",
+                            "EXTRA_PIP_PACKAGES": "prefect-aws",
+                            "SLIPWAY_ECS_CLUSTER": cluster,
+                        }
+                    ),
+                    "logConfiguration": containers.log_configuration(
+                        log_group, config.region, "worker"
+                    ),
+                }
+            ]
+
+        task = self._task(
+            "prefect-worker",
+            pulumi.Output.all(inputs.worker_log_group, inputs.cluster_name).apply(definitions),
+            execution,
+            worker_role,
+        )
+        self._service("prefect-worker", task, {"enabled": True, "namespace": namespace.arn})
+
+
+def _short_id(pool_id: str) -> str:
+    # Cognito domains are global; the pool id's random suffix keeps ours unique.
+    return pool_id.rsplit("_", 1)[-1].lower()[:8]

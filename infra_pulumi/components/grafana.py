@@ -1,0 +1,108 @@
+"""Provisioning inside the Managed Grafana workspace (pulumiverse-grafana): the AMP data
+source, folders, the generated dashboards and contact points for Slack and email."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+import pulumi_aws as aws
+import pulumiverse_grafana as grafana
+
+from infra_pulumi import alerting
+from infra_pulumi.components._shared import child
+from infra_pulumi.config import StackConfig
+
+# Generated dashboards reference this data source uid.
+PROMETHEUS_UID = "amp"
+OPS_PREFIX = "ops"
+TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
+
+
+class GrafanaContent(pulumi.ComponentResource):
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        workspace: aws.grafana.Workspace,
+        prometheus_endpoint: pulumi.Input[str],
+        slack_webhook_url: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("slipway:observability:GrafanaContent", name, None, opts)
+        account = aws.grafana.WorkspaceServiceAccount(
+            f"{name}-provisioner",
+            name="pulumi-provisioner",
+            grafana_role="ADMIN",
+            workspace_id=workspace.id,
+            opts=child(self),
+        )
+        # Short-lived; each `pulumi up` past its expiry replaces it (the key stays secret).
+        token = aws.grafana.WorkspaceServiceAccountToken(
+            f"{name}-provisioner",
+            name="pulumi-provisioner",
+            service_account_id=account.service_account_id,
+            seconds_to_live=TOKEN_LIFETIME_SECONDS,
+            workspace_id=workspace.id,
+            opts=child(self),
+        )
+        provider = grafana.Provider(
+            f"{name}-provider",
+            url=workspace.endpoint.apply(lambda endpoint: f"https://{endpoint}"),
+            auth=token.key,
+            opts=child(self),
+        )
+
+        def with_provider() -> pulumi.ResourceOptions:
+            return pulumi.ResourceOptions(parent=self, provider=provider)
+
+        grafana.oss.DataSource(
+            f"{name}-amp",
+            name="Amazon Managed Prometheus",
+            uid=PROMETHEUS_UID,
+            type="prometheus",
+            url=prometheus_endpoint,
+            is_default=True,
+            json_data_encoded=json.dumps(
+                {
+                    "httpMethod": "POST",
+                    "sigV4Auth": True,
+                    "sigV4AuthType": "ec2_iam_role",
+                    "sigV4Region": config.region,
+                }
+            ),
+            opts=with_provider(),
+        )
+        folders = {
+            "api": grafana.oss.Folder(
+                f"{name}-folder-api", title="Slipway API", uid="slipway-api", opts=with_provider()
+            ),
+            "ops": grafana.oss.Folder(
+                f"{name}-folder-ops", title="Slipway Ops", uid="slipway-ops", opts=with_provider()
+            ),
+        }
+        dashboards = alerting.load_dashboards()
+        for dashboard in dashboards:
+            folder = folders["ops" if dashboard.slug.startswith(OPS_PREFIX) else "api"]
+            grafana.oss.Dashboard(
+                f"{name}-dashboard-{dashboard.slug}",
+                folder=folder.uid,
+                config_json=dashboard.json_text,
+                overwrite=True,
+                message="provisioned by pulumi (dashboards/generated)",
+                opts=with_provider(),
+            )
+        grafana.alerting.ContactPoint(
+            f"{name}-slack",
+            name="slack-pages",
+            slacks=[{"url": slack_webhook_url, "title": "{{ .CommonLabels.alertname }}"}],
+            opts=with_provider(),
+        )
+        grafana.alerting.ContactPoint(
+            f"{name}-email",
+            name="email-tickets",
+            emails=[{"addresses": [config.alert_email], "single_email": True}],
+            opts=with_provider(),
+        )
+        self.dashboard_count = len(dashboards)
+        self.register_outputs({"dashboards": len(dashboards)})

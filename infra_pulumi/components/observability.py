@@ -1,0 +1,179 @@
+"""Amazon Managed Prometheus (rules + alert manager -> SNS -> Slack/email), Managed Grafana,
+CloudWatch log groups with retention."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra_pulumi import alerting
+from infra_pulumi.components._shared import child, document, output_document, service_trust, tags
+from infra_pulumi.config import StackConfig
+
+LOG_GROUPS = ("api", "adot", "prefect-server", "prefect-worker", "flows")
+
+
+class Observability(pulumi.ComponentResource):
+    workspace: aws.amp.Workspace
+    grafana: aws.grafana.Workspace
+    log_groups: dict[str, aws.cloudwatch.LogGroup]
+    remote_write_url: pulumi.Output[str]
+
+    def __init__(
+        self,
+        name: str,
+        config: StackConfig,
+        account_id: pulumi.Input[str],
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("slipway:observability:Observability", name, None, opts)
+        self.log_groups = {
+            group: aws.cloudwatch.LogGroup(
+                f"{name}-{group}",
+                name=f"/slipway/{config.stack}/{group}",
+                retention_in_days=config.log_retention_days,
+                tags=tags(config, f"logs-{group}"),
+                opts=child(self),
+            )
+            for group in LOG_GROUPS
+        }
+        self.lambda_log_group = aws.cloudwatch.LogGroup(
+            f"{name}-lambda",
+            name=f"/aws/lambda/{config.name_prefix}-api",
+            retention_in_days=config.log_retention_days,
+            tags=tags(config, "logs-lambda"),
+            opts=child(self),
+        )
+
+        self.workspace = aws.amp.Workspace(
+            f"{name}-prometheus",
+            alias=config.name_prefix,
+            tags=tags(config, "amp"),
+            opts=child(self),
+        )
+        self.remote_write_url = self.workspace.prometheus_endpoint.apply(
+            lambda endpoint: f"{endpoint.rstrip('/')}/api/v1/remote_write"
+        )
+
+        page_topic = self._topic(name, config, "pages", account_id)
+        ticket_topic = self._topic(name, config, "tickets", account_id)
+        aws.sns.TopicSubscription(
+            f"{name}-tickets-email",
+            topic=ticket_topic.arn,
+            protocol="email",
+            endpoint=config.alert_email,
+            opts=child(self),
+        )
+        chatbot_role = aws.iam.Role(
+            f"{name}-chatbot",
+            assume_role_policy=service_trust("chatbot.amazonaws.com"),
+            description="AWS Chatbot posting Prometheus pages to Slack",
+            tags=tags(config, "chatbot"),
+            opts=child(self),
+        )
+        aws.chatbot.SlackChannelConfiguration(
+            f"{name}-slack-pages",
+            configuration_name=f"{config.name_prefix}-pages",
+            iam_role_arn=chatbot_role.arn,
+            slack_team_id=config.slack_team_id,
+            slack_channel_id=config.slack_channel_id,
+            sns_topic_arns=[page_topic.arn],
+            guardrail_policy_arns=["arn:aws:iam::aws:policy/ReadOnlyAccess"],
+            logging_level="ERROR",
+            opts=child(self),
+        )
+        aws.amp.AlertManagerDefinition(
+            f"{name}-alertmanager",
+            workspace_id=self.workspace.id,
+            definition=pulumi.Output.all(page_topic.arn, ticket_topic.arn).apply(
+                lambda arns: alerting.alertmanager_definition(config.region, arns[0], arns[1])
+            ),
+            opts=child(self),
+        )
+        for rule_file in alerting.load_rule_files():
+            aws.amp.RuleGroupNamespace(
+                f"{name}-rules-{rule_file.name}",
+                name=rule_file.name,
+                workspace_id=self.workspace.id,
+                data=rule_file.text,
+                opts=child(self),
+            )
+
+        grafana_role = aws.iam.Role(
+            f"{name}-grafana",
+            assume_role_policy=service_trust("grafana.amazonaws.com"),
+            description="Managed Grafana reading AMP and CloudWatch, publishing to SNS",
+            tags=tags(config, "grafana"),
+            opts=child(self),
+        )
+        for policy in ("AmazonPrometheusQueryAccess", "service-role/AmazonGrafanaCloudWatchAccess"):
+            aws.iam.RolePolicyAttachment(
+                f"{name}-grafana-{policy.rsplit('/', 1)[-1]}",
+                role=grafana_role.name,
+                policy_arn=f"arn:aws:iam::aws:policy/{policy}",
+                opts=child(self),
+            )
+        aws.iam.RolePolicy(
+            f"{name}-grafana-sns",
+            role=grafana_role.name,
+            policy=output_document(
+                [
+                    {
+                        "Effect": "Allow",
+                        "Action": "sns:Publish",
+                        "Resource": [page_topic.arn, ticket_topic.arn],
+                    }
+                ]
+            ),
+            opts=child(self),
+        )
+        self.grafana = aws.grafana.Workspace(
+            f"{name}-grafana",
+            name=config.name_prefix,
+            account_access_type="CURRENT_ACCOUNT",
+            authentication_providers=["AWS_SSO"],
+            permission_type="CUSTOMER_MANAGED",
+            role_arn=grafana_role.arn,
+            data_sources=["PROMETHEUS", "CLOUDWATCH"],
+            notification_destinations=["SNS"],
+            grafana_version="10.4",
+            tags=tags(config, "grafana"),
+            opts=child(self),
+        )
+        self.grafana_url = self.grafana.endpoint.apply(lambda endpoint: f"https://{endpoint}")
+        self.register_outputs(
+            {
+                "prometheusEndpoint": self.workspace.prometheus_endpoint,
+                "grafanaUrl": self.grafana_url,
+            }
+        )
+
+    def _topic(
+        self, name: str, config: StackConfig, purpose: str, account_id: pulumi.Input[str]
+    ) -> aws.sns.Topic:
+        topic = aws.sns.Topic(
+            f"{name}-{purpose}",
+            name=f"{config.name_prefix}-alerts-{purpose}",
+            tags=tags(config, f"alerts-{purpose}"),
+            opts=child(self),
+        )
+        aws.sns.TopicPolicy(
+            f"{name}-{purpose}",
+            arn=topic.arn,
+            policy=pulumi.Output.all(topic.arn, account_id).apply(
+                lambda values: document(
+                    [
+                        {
+                            "Sid": "PrometheusAlertManager",
+                            "Effect": "Allow",
+                            "Principal": {"Service": "aps.amazonaws.com"},
+                            "Action": ["sns:Publish", "sns:GetTopicAttributes"],
+                            "Resource": values[0],
+                            "Condition": {"StringEquals": {"AWS:SourceAccount": values[1]}},
+                        }
+                    ]
+                )
+            ),
+            opts=child(self),
+        )
+        return topic

@@ -1,0 +1,353 @@
+"""Typed stack configuration: every `slipway:*` key the program reads, with per-stack defaults.
+
+The loader is a plain function over two lookups (plain values and secrets) so that tests can
+feed it dictionaries; `from_pulumi()` binds it to `pulumi.Config`. Every error names the key,
+and never echoes a secret value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import pulumi
+
+NAMESPACE = "slipway"
+PROD_STACKS = frozenset({"prod", "production"})
+API_RUNTIMES = ("ecs", "lambda")
+NAT_MODES = ("single", "perAz")
+
+# Secrets the operator sets with `pulumi config set --secret slipway:<key>`; they flow into
+# Secrets Manager and never into stack outputs.
+SECRET_KEYS = (
+    "jwtPrivateKeys",
+    "stripeSecretKey",
+    "stripeWebhookSecrets",
+    "metricsToken",
+    "slackWebhookUrl",
+    "redisAuthToken",
+)
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
+_DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9-]+\.)+[a-z]{2,}$")
+_CIDR16 = re.compile(r"^10\.(\d{1,3})\.0\.0/16$")
+
+
+class ConfigError(ValueError):
+    """A missing or invalid stack configuration value; the message names the key."""
+
+
+@dataclass(frozen=True)
+class StackDefaults:
+    """What differs between a cheap staging stack and a resilient prod stack."""
+
+    api_runtime: str
+    az_count: int
+    nat_mode: str
+    vpc_cidr: str
+    db_instance_class: str
+    db_allocated_storage_gb: int
+    db_backup_retention_days: int
+    db_multi_az: bool
+    db_deletion_protection: bool
+    cache_node_type: str
+    cache_replicas: int
+    api_cpu: int
+    api_memory_mb: int
+    api_min_tasks: int
+    api_max_tasks: int
+    lambda_memory_mb: int
+    log_retention_days: int
+    waf_enabled: bool
+    github_environment: str
+
+
+STAGING_DEFAULTS = StackDefaults(
+    api_runtime="lambda",
+    az_count=2,
+    nat_mode="single",
+    vpc_cidr="10.20.0.0/16",
+    db_instance_class="db.t4g.micro",
+    db_allocated_storage_gb=20,
+    db_backup_retention_days=7,
+    db_multi_az=False,
+    db_deletion_protection=False,
+    cache_node_type="cache.t4g.micro",
+    cache_replicas=0,
+    api_cpu=256,
+    api_memory_mb=512,
+    api_min_tasks=1,
+    api_max_tasks=2,
+    lambda_memory_mb=1024,
+    log_retention_days=14,
+    waf_enabled=False,
+    github_environment="staging",
+)
+
+PROD_DEFAULTS = StackDefaults(
+    api_runtime="ecs",
+    az_count=3,
+    nat_mode="perAz",
+    vpc_cidr="10.30.0.0/16",
+    db_instance_class="db.m7g.large",
+    db_allocated_storage_gb=100,
+    db_backup_retention_days=30,
+    db_multi_az=True,
+    db_deletion_protection=True,
+    cache_node_type="cache.m7g.large",
+    cache_replicas=1,
+    api_cpu=512,
+    api_memory_mb=1024,
+    api_min_tasks=2,
+    api_max_tasks=10,
+    lambda_memory_mb=1536,
+    log_retention_days=90,
+    waf_enabled=True,
+    github_environment="production",
+)
+
+
+def defaults_for(stack: str) -> StackDefaults:
+    return PROD_DEFAULTS if stack in PROD_STACKS else STAGING_DEFAULTS
+
+
+@dataclass(frozen=True)
+class StackConfig:
+    stack: str
+    region: str
+    is_prod: bool
+    api_runtime: Literal["ecs", "lambda"]
+    availability_zones: tuple[str, ...]
+    nat_mode: str
+    vpc_cidr: str
+    domain_name: str
+    hosted_zone_id: str
+    image_tag: str | None
+    db_instance_class: str
+    db_allocated_storage_gb: int
+    db_backup_retention_days: int
+    db_multi_az: bool
+    db_deletion_protection: bool
+    cache_node_type: str
+    cache_replicas: int
+    api_cpu: int
+    api_memory_mb: int
+    api_min_tasks: int
+    api_max_tasks: int
+    api_target_cpu_percent: int
+    lambda_memory_mb: int
+    log_retention_days: int
+    backup_retention_days: int
+    waf_enabled: bool
+    waf_rate_limit_per_5min: int
+    github_repository: str
+    github_environment: str
+    alert_email: str
+    slack_team_id: str
+    slack_channel_id: str
+    github_oidc_provider_arn: str | None
+    secrets: Mapping[str, pulumi.Output[str]]
+
+    @property
+    def name_prefix(self) -> str:
+        return f"slipway-{self.stack}"
+
+    @property
+    def nat_per_az(self) -> bool:
+        return self.nat_mode == "perAz"
+
+    def secret(self, key: str) -> pulumi.Output[str]:
+        return self.secrets[key]
+
+
+ValueLookup = Callable[[str], str | None]
+SecretLookup = Callable[[str], "pulumi.Output[str] | None"]
+
+
+class _Reader:
+    """Parses raw config strings; each method names the full key in its errors."""
+
+    def __init__(self, get: ValueLookup) -> None:
+        self._get = get
+
+    @staticmethod
+    def key(name: str) -> str:
+        return f"{NAMESPACE}:{name}"
+
+    def raw(self, name: str) -> str | None:
+        value = self._get(name)
+        return value.strip() if value is not None and value.strip() else None
+
+    def required(self, name: str, hint: str) -> str:
+        value = self.raw(name)
+        if value is None:
+            raise ConfigError(f"{self.key(name)} is required: {hint}")
+        return value
+
+    def string(self, name: str, default: str) -> str:
+        value = self.raw(name)
+        return default if value is None else value
+
+    def choice(self, name: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.string(name, default)
+        if value not in choices:
+            raise ConfigError(f"{self.key(name)} must be one of {', '.join(choices)}")
+        return value
+
+    def integer(self, name: str, default: int, minimum: int, maximum: int) -> int:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            number = int(value)
+        except ValueError:
+            raise ConfigError(f"{self.key(name)} must be an integer") from None
+        if not minimum <= number <= maximum:
+            raise ConfigError(f"{self.key(name)} must be between {minimum} and {maximum}")
+        return number
+
+    def boolean(self, name: str, default: bool) -> bool:
+        value = self.raw(name)
+        if value is None:
+            return default
+        lowered = value.lower()
+        if lowered not in ("true", "false"):
+            raise ConfigError(f"{self.key(name)} must be true or false")
+        return lowered == "true"
+
+    def pattern(self, name: str, value: str, regex: re.Pattern[str], what: str) -> str:
+        if not regex.match(value):
+            raise ConfigError(f"{self.key(name)} must be {what}")
+        return value
+
+    def string_list(self, name: str, default: list[str]) -> list[str]:
+        value = self.raw(name)
+        if value is None:
+            return default
+        try:
+            parsed: Any = json.loads(value)
+        except json.JSONDecodeError:
+            raise ConfigError(f"{self.key(name)} must be a YAML/JSON list of strings") from None
+        if not isinstance(parsed, list) or not all(isinstance(v, str) for v in parsed):
+            raise ConfigError(f"{self.key(name)} must be a YAML/JSON list of strings")
+        return [str(v) for v in parsed]
+
+
+def load_stack_config(
+    stack: str, region: str | None, get: ValueLookup, get_secret: SecretLookup
+) -> StackConfig:
+    """Builds the typed configuration of `stack`, or raises ConfigError naming the bad key."""
+    if not region:
+        raise ConfigError("aws:region is required: the AWS region of this stack")
+    defaults = defaults_for(stack)
+    read = _Reader(get)
+    is_prod = stack in PROD_STACKS
+
+    az_count = read.integer("azCount", defaults.az_count, 2, 6)
+    zones = read.string_list(
+        "availabilityZones", [f"{region}{suffix}" for suffix in "abcdef"[:az_count]]
+    )
+    if not 2 <= len(zones) <= 6 or len(set(zones)) != len(zones):
+        raise ConfigError(f"{read.key('availabilityZones')} must list 2 to 6 distinct zones")
+    if not all(zone.startswith(region) for zone in zones):
+        raise ConfigError(f"{read.key('availabilityZones')} must be zones of {region}")
+
+    runtime = read.choice("apiRuntime", defaults.api_runtime, API_RUNTIMES)
+    vpc_cidr = read.pattern(
+        "vpcCidr", read.string("vpcCidr", defaults.vpc_cidr), _CIDR16, "a 10.x.0.0/16 block"
+    )
+    domain = read.pattern(
+        "domainName",
+        read.required("domainName", "the public DNS name of this stack (e.g. api.example.com)"),
+        _DOMAIN,
+        "a lower-case DNS name",
+    )
+    alert_email = read.pattern(
+        "alertEmail",
+        read.required("alertEmail", "where ticket-severity alerts are emailed"),
+        _EMAIL,
+        "an email address",
+    )
+    repository = read.pattern(
+        "githubRepository",
+        read.required("githubRepository", "the GitHub repository that deploys (owner/name)"),
+        _REPOSITORY,
+        "owner/name",
+    )
+    min_tasks = read.integer("apiMinTasks", defaults.api_min_tasks, 1, 50)
+    max_tasks = read.integer("apiMaxTasks", defaults.api_max_tasks, 1, 200)
+    if max_tasks < min_tasks:
+        raise ConfigError(f"{read.key('apiMaxTasks')} must be at least slipway:apiMinTasks")
+    backup_days = read.integer("dbBackupRetentionDays", defaults.db_backup_retention_days, 1, 35)
+    # CONTRACT §7: backups >= 7 days everywhere, >= 30 in prod; refuse early with the key named.
+    floor = 30 if is_prod else 7
+    if backup_days < floor:
+        raise ConfigError(f"{read.key('dbBackupRetentionDays')} must be at least {floor}")
+
+    secrets: dict[str, pulumi.Output[str]] = {}
+    for name in SECRET_KEYS:
+        value = get_secret(name)
+        if value is None:
+            raise ConfigError(
+                f"{read.key(name)} is required: set it with "
+                f"`pulumi config set --secret {read.key(name)} <value>`"
+            )
+        secrets[name] = value
+
+    return StackConfig(
+        stack=stack,
+        region=region,
+        is_prod=is_prod,
+        api_runtime="ecs" if runtime == "ecs" else "lambda",
+        availability_zones=tuple(zones),
+        nat_mode=read.choice("natGateways", defaults.nat_mode, NAT_MODES),
+        vpc_cidr=vpc_cidr,
+        domain_name=domain,
+        hosted_zone_id=read.required("hostedZoneId", "the Route 53 zone holding domainName"),
+        image_tag=read.raw("imageTag"),
+        db_instance_class=read.string("dbInstanceClass", defaults.db_instance_class),
+        db_allocated_storage_gb=read.integer(
+            "dbAllocatedStorageGb", defaults.db_allocated_storage_gb, 20, 16384
+        ),
+        db_backup_retention_days=backup_days,
+        db_multi_az=read.boolean("dbMultiAz", defaults.db_multi_az),
+        db_deletion_protection=read.boolean(
+            "dbDeletionProtection", defaults.db_deletion_protection
+        ),
+        cache_node_type=read.string("cacheNodeType", defaults.cache_node_type),
+        cache_replicas=read.integer("cacheReplicas", defaults.cache_replicas, 0, 5),
+        api_cpu=read.integer("apiCpu", defaults.api_cpu, 256, 16384),
+        api_memory_mb=read.integer("apiMemoryMb", defaults.api_memory_mb, 512, 122880),
+        api_min_tasks=min_tasks,
+        api_max_tasks=max_tasks,
+        api_target_cpu_percent=read.integer("apiTargetCpuPercent", 60, 10, 90),
+        lambda_memory_mb=read.integer("lambdaMemoryMb", defaults.lambda_memory_mb, 128, 10240),
+        log_retention_days=read.integer("logRetentionDays", defaults.log_retention_days, 1, 3653),
+        backup_retention_days=read.integer("backupObjectRetentionDays", 35, 1, 3650),
+        waf_enabled=read.boolean("wafEnabled", defaults.waf_enabled),
+        waf_rate_limit_per_5min=read.integer("wafRateLimitPer5Min", 2000, 100, 2_000_000),
+        github_repository=repository,
+        github_environment=read.string("githubEnvironment", defaults.github_environment),
+        alert_email=alert_email,
+        slack_team_id=read.required("slackTeamId", "the Slack workspace id (AWS Chatbot)"),
+        slack_channel_id=read.required("slackChannelId", "the Slack channel id for pages"),
+        # The GitHub OIDC provider is account-wide: when both stacks share an account, the
+        # second one reuses the first one's provider instead of creating a duplicate.
+        github_oidc_provider_arn=read.raw("githubOidcProviderArn"),
+        secrets=secrets,
+    )
+
+
+def from_pulumi() -> StackConfig:
+    """The configuration of the current Pulumi stack."""
+    config = pulumi.Config(NAMESPACE)
+    return load_stack_config(
+        pulumi.get_stack(),
+        pulumi.Config("aws").get("region"),
+        config.get,
+        config.get_secret,
+    )

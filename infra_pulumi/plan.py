@@ -1,0 +1,338 @@
+"""Runs a stack's program offline under Pulumi mocks and reports what it would create.
+
+`pulumi preview` needs cloud credentials; this does not. It reads the real
+`Pulumi.<stack>.yaml`, fills in only what an operator supplies at deploy time (the image tag
+and the `--secret` values, as recognisable placeholders), registers every resource against
+mocks and collects them. Tests run the policy pack's rules over the collected resources;
+`make infra-plan STACK=prod` prints them as a table.
+
+    python -m infra_pulumi.plan --stack prod           # table
+    python -m infra_pulumi.plan --stack prod --json    # machine-readable (tests)
+
+One run per process: Pulumi's runtime settings are process-global.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+from infra_pulumi.config import NAMESPACE, SECRET_KEYS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MOCK_ACCOUNT = "123456789012"
+PLACEHOLDER_IMAGE_TAG = "offline-plan"
+
+
+def placeholder_secret(key: str) -> str:
+    """A recognisable stand-in for a `--secret` value; tests look for it in outputs."""
+    return f"offline-placeholder-{key}-0123456789abcdef0123456789abcdef"
+
+
+@dataclass
+class PlannedResource:
+    type: str
+    name: str
+    urn: str
+    custom: bool
+    id: str
+    props: dict[str, Any]
+    parent: str = ""
+
+
+@dataclass
+class Plan:
+    stack: str
+    resources: list[PlannedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+    secret_outputs: list[str] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True, default=str)
+
+    @staticmethod
+    def from_json(text: str) -> Plan:
+        data = json.loads(text)
+        return Plan(
+            stack=data["stack"],
+            resources=[PlannedResource(**r) for r in data["resources"]],
+            outputs=data["outputs"],
+            secret_outputs=data["secret_outputs"],
+        )
+
+
+def read_stack_config(stack: str, root: Path = REPO_ROOT) -> dict[str, str]:
+    """`config:` of Pulumi.<stack>.yaml as Pulumi passes it to programs (strings)."""
+    path = root / f"Pulumi.{stack}.yaml"
+    document = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    values: dict[str, str] = {}
+    for key, value in (document.get("config") or {}).items():
+        if isinstance(value, dict) and "secure" in value:
+            continue  # encrypted with the stack's key: offline runs use placeholders instead
+        values[str(key)] = value if isinstance(value, str) else json.dumps(value)
+    return values
+
+
+def offline_config(stack: str, overrides: Mapping[str, str] | None = None) -> dict[str, str]:
+    values = read_stack_config(stack)
+    values.setdefault(f"{NAMESPACE}:imageTag", PLACEHOLDER_IMAGE_TAG)
+    for key in SECRET_KEYS:
+        values.setdefault(f"{NAMESPACE}:{key}", placeholder_secret(key))
+    values.update(overrides or {})
+    return values
+
+
+class OfflineMocks(pulumi.runtime.Mocks):
+    """Answers like AWS would, with just enough computed outputs for the program to wire up."""
+
+    def __init__(self, region: str) -> None:
+        self.region = region
+        self.registered: list[tuple[str, str, bool, str, dict[str, Any], str]] = []
+
+    def new_resource(
+        self, args: pulumi.runtime.MockResourceArgs
+    ) -> tuple[str | None, dict[str, Any]]:
+        inputs = dict(args.inputs)
+        resource_id = f"{args.name}-id"
+        outputs = {**inputs, **self._computed(args.typ, args.name, inputs), "id": resource_id}
+        self.registered.append(
+            (args.typ, args.name, bool(args.custom), resource_id, outputs, args.provider or "")
+        )
+        return resource_id, outputs
+
+    def call(
+        self, args: pulumi.runtime.MockCallArgs
+    ) -> tuple[dict[str, Any], list[tuple[str, str]] | None]:
+        function = args.token.rsplit(":", 1)[-1]
+        if function == "getCallerIdentity":
+            arn = f"arn:aws:iam::{MOCK_ACCOUNT}:user/offline"
+            return {
+                "accountId": MOCK_ACCOUNT,
+                "arn": arn,
+                "userId": "offline",
+                "id": MOCK_ACCOUNT,
+            }, []
+        if function == "getManagedPrefixList":
+            return {"id": "pl-4fa04526", "name": args.args.get("name", "")}, []
+        if function == "getParameter":
+            return {
+                "value": "ami-0offline000000000",
+                "name": args.args.get("name", ""),
+                "id": "ami",
+            }, []
+        return {}, []
+
+    def _computed(self, typ: str, name: str, inputs: Mapping[str, Any]) -> dict[str, Any]:
+        region = self.region
+        physical = str(inputs.get("name") or inputs.get("bucket") or name)
+        service = typ.split(":")[1].split("/")[0] if ":" in typ else "mock"
+        outputs: dict[str, Any] = {
+            "arn": f"arn:aws:{service}:{region}:{MOCK_ACCOUNT}:{physical}",
+            "name": physical,
+        }
+        extra: dict[str, dict[str, Any]] = {
+            "aws:rds/instance:Instance": {
+                "address": f"{physical}.abc123.{region}.rds.amazonaws.com",
+                "masterUserSecrets": [
+                    {
+                        "secretArn": (
+                            f"arn:aws:secretsmanager:{region}:{MOCK_ACCOUNT}:secret:rds!db-{name}"
+                        ),
+                        "kmsKeyId": "mock",
+                        "secretStatus": "active",
+                    }
+                ],
+            },
+            "aws:elasticache/replicationGroup:ReplicationGroup": {
+                "primaryEndpointAddress": f"master.{physical}.abc123.cache.amazonaws.com"
+            },
+            "aws:cloudfront/distribution:Distribution": {
+                "domainName": "d111111abcdef8.cloudfront.net"
+            },
+            "aws:lb/loadBalancer:LoadBalancer": {
+                "dnsName": f"{physical}-1234.{region}.elb.amazonaws.com",
+                "zoneId": "Z32O12XQLNTSW2",
+            },
+            "aws:ecr/repository:Repository": {
+                "repositoryUrl": f"{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{physical}"
+            },
+            "aws:amp/workspace:Workspace": {
+                "prometheusEndpoint": f"https://aps-workspaces.{region}.amazonaws.com/workspaces/ws-offline/"
+            },
+            "aws:grafana/workspace:Workspace": {
+                "endpoint": f"g-offline.grafana-workspace.{region}.amazonaws.com"
+            },
+            "aws:grafana/workspaceServiceAccount:WorkspaceServiceAccount": {
+                "serviceAccountId": "sa-1"
+            },
+            "aws:grafana/workspaceServiceAccountToken:WorkspaceServiceAccountToken": {
+                "key": "offline-grafana-token"
+            },
+            "aws:lambda/functionUrl:FunctionUrl": {
+                "functionUrl": f"https://offline0function0url.lambda-url.{region}.on.aws/"
+            },
+            "aws:acm/certificate:Certificate": {
+                "domainValidationOptions": [
+                    {
+                        "domainName": inputs.get("domainName", ""),
+                        "resourceRecordName": f"_x.{inputs.get('domainName', '')}.",
+                        "resourceRecordType": "CNAME",
+                        "resourceRecordValue": "_y.acm-validations.aws.",
+                    }
+                ]
+            },
+            "aws:route53/record:Record": {"fqdn": str(inputs.get("name", name))},
+            "aws:kms/key:Key": {"keyId": f"{name}-key-id"},
+            "aws:cognito/userPool:UserPool": {"id": f"{region}_Offline123"},
+        }
+        outputs.update(extra.get(typ, {}))
+        return outputs
+
+
+def run(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
+    """Runs the program of `stack` under mocks; call once per process."""
+    from infra_pulumi.config import from_pulumi
+    from infra_pulumi.program import build
+
+    values = offline_config(stack, overrides)
+    mocks = OfflineMocks(values.get("aws:region", "eu-west-1"))
+    pulumi.runtime.set_mocks(mocks, project="slipway", stack=stack, preview=False)
+    secret_keys = [f"{NAMESPACE}:{key}" for key in SECRET_KEYS]
+    pulumi.runtime.set_all_config(values, secret_keys)
+
+    plan = Plan(stack=stack)
+
+    async def resolve(outputs: Mapping[str, pulumi.Input[str]]) -> None:
+        for key, value in outputs.items():
+            output = pulumi.Output.from_input(value)
+            plan.outputs[key] = await output.future()
+            if await output.is_secret():
+                plan.secret_outputs.append(key)
+
+    def program() -> None:
+        _sync_await(resolve(build(from_pulumi())))
+
+    _sync_await(run_pulumi_func(program))
+    monitor = pulumi.runtime.settings.SETTINGS.monitor
+    urns = {
+        (registration.urn.rsplit("::", 1)[-1], registration.id): registration.urn
+        for registration in monitor.get_registered_resources().values()
+    }
+    for typ, name, custom, resource_id, props, _provider in mocks.registered:
+        plan.resources.append(
+            PlannedResource(
+                type=typ,
+                name=name,
+                urn=urns.get((name, resource_id), f"urn:pulumi:{stack}::slipway::{typ}::{name}"),
+                custom=custom,
+                id=resource_id,
+                props=_plain(props),
+            )
+        )
+    return plan
+
+
+def _plain(value: Any) -> Any:
+    """JSON-able copy of mocked properties (resource references become their URNs)."""
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)
+
+
+# Settings shown per resource type in the table (camelCase, as Pulumi passes them).
+KEY_SETTINGS: dict[str, tuple[str, ...]] = {
+    "aws:ec2/vpc:Vpc": ("cidrBlock",),
+    "aws:ec2/subnet:Subnet": ("availabilityZone", "cidrBlock"),
+    "aws:ec2/natGateway:NatGateway": ("subnetId",),
+    "aws:rds/instance:Instance": (
+        "instanceClass",
+        "engineVersion",
+        "multiAz",
+        "deletionProtection",
+        "backupRetentionPeriod",
+        "storageEncrypted",
+        "publiclyAccessible",
+    ),
+    "aws:elasticache/replicationGroup:ReplicationGroup": (
+        "engine",
+        "nodeType",
+        "numCacheClusters",
+        "automaticFailoverEnabled",
+        "transitEncryptionEnabled",
+        "atRestEncryptionEnabled",
+    ),
+    "aws:s3/bucket:Bucket": ("bucket",),
+    "aws:cloudfront/distribution:Distribution": ("aliases", "priceClass", "webAclId"),
+    "aws:wafv2/webAcl:WebAcl": ("scope",),
+    "aws:ecr/repository:Repository": ("name", "imageTagMutability"),
+    "aws:ecs/service:Service": ("name", "desiredCount", "launchType"),
+    "aws:lambda/function:Function": ("name", "memorySize", "packageType"),
+    "aws:appautoscaling/target:Target": ("minCapacity", "maxCapacity"),
+    "aws:ec2/instance:Instance": ("instanceType", "associatePublicIpAddress"),
+    "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule": ("fromPort", "description"),
+    "aws:cloudwatch/logGroup:LogGroup": ("name", "retentionInDays"),
+    "aws:iam/role:Role": ("name",),
+}
+
+
+def render_table(plan: Plan, out: Any = sys.stdout) -> None:
+    rows = [("TYPE", "NAME", "KEY SETTINGS")]
+    for resource in sorted(plan.resources, key=lambda r: (r.type, r.name)):
+        if not resource.custom:
+            continue
+        settings = ", ".join(
+            f"{key}={_short(resource.props.get(key))}"
+            for key in KEY_SETTINGS.get(resource.type, ())
+            if resource.props.get(key) is not None
+        )
+        rows.append((resource.type, resource.name, settings))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for row in rows:
+        print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}", file=out)
+    custom = sum(1 for r in plan.resources if r.custom)
+    print(f"\n{custom} resources in stack {plan.stack!r}. Outputs:", file=out)
+    for key, value in sorted(plan.outputs.items()):
+        shown = "[secret]" if key in plan.secret_outputs else value
+        print(f"  {key}: {shown}", file=out)
+
+
+def _short(value: Any) -> str:
+    text = value if isinstance(value, str) else json.dumps(value)
+    return text if len(text) <= 48 else text[:45] + "..."
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument(
+        "--stack", required=True, help="staging or prod (reads Pulumi.<stack>.yaml)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the plan as JSON")
+    parser.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
+    )
+    args = parser.parse_args(argv)
+    overrides = dict(item.split("=", 1) for item in args.set)
+    plan = run(args.stack, overrides)
+    if args.json:
+        print(plan.to_json())
+    else:
+        render_table(plan)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

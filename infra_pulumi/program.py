@@ -1,0 +1,110 @@
+"""Wires the components of one stack together. `__main__` exports what this returns."""
+
+from __future__ import annotations
+
+import pulumi
+import pulumi_aws as aws
+
+from infra_pulumi.components.bastion import Bastion
+from infra_pulumi.components.cache import Cache
+from infra_pulumi.components.cdn import Cdn
+from infra_pulumi.components.ci_identity import CiIdentity
+from infra_pulumi.components.compute import Compute, ComputeInputs
+from infra_pulumi.components.database import DATABASE_NAME, Database
+from infra_pulumi.components.flows_worker import FlowsInputs, FlowsWorker
+from infra_pulumi.components.grafana import GrafanaContent
+from infra_pulumi.components.network import Network
+from infra_pulumi.components.observability import Observability
+from infra_pulumi.components.secrets import Secrets
+from infra_pulumi.components.security import SecurityGroups
+from infra_pulumi.components.storage import Storage
+from infra_pulumi.config import StackConfig
+
+
+def build(config: StackConfig) -> dict[str, pulumi.Input[str]]:
+    """Creates every resource of the stack; returns the stack outputs (none of them secret)."""
+    account_id = aws.get_caller_identity_output().account_id
+    secrets = Secrets("secrets", config)
+    key_arn = secrets.key.arn
+    network = Network("network", config)
+    groups = SecurityGroups("security", config, network.vpc.id)
+    storage = Storage("storage", config, account_id, key_arn)
+    database = Database(
+        "database", config, network.isolated_subnet_ids, groups.database.id, key_arn
+    )
+    cache = Cache("cache", config, network.isolated_subnet_ids, groups.cache.id, key_arn)
+    redis_url = secrets.add("redis-url", cache.redis_url)
+    observability = Observability("observability", config, account_id)
+
+    compute = Compute(
+        "compute",
+        config,
+        ComputeInputs(
+            vpc_id=network.vpc.id,
+            public_subnet_ids=network.public_subnet_ids,
+            private_subnet_ids=network.private_subnet_ids,
+            app_security_group_id=groups.app.id,
+            entry_security_group_id=groups.api_entry.id,
+            kms_key_arn=key_arn,
+            secret_arns={
+                "JWT_PRIVATE_KEYS": secrets.secrets["jwt-private-keys"].arn,
+                "STRIPE_SECRET_KEY": secrets.secrets["stripe-secret-key"].arn,
+                "STRIPE_WEBHOOK_SECRETS": secrets.secrets["stripe-webhook-secrets"].arn,
+                "METRICS_TOKEN": secrets.secrets["metrics-token"].arn,
+                "REDIS_URL": redis_url.arn,
+            },
+            database_secret_arn=database.master_secret_arn,
+            database_host=database.instance.address,
+            database_name=DATABASE_NAME,
+            log_group_name=observability.log_groups["api"].name,
+            adot_log_group_name=observability.log_groups["adot"].name,
+            remote_write_url=observability.remote_write_url,
+            workspace_arn=observability.workspace.arn,
+        ),
+    )
+    cdn = Cdn("cdn", config, storage.static_bucket.bucket, compute.api_origin_domain)
+    storage.grant_cloudfront_read(cdn.distribution.arn)
+    bastion = Bastion("bastion", config, network.private_subnet_ids[0], groups.bastion.id, key_arn)
+    ci = CiIdentity("ci", config)
+    flows = FlowsWorker(
+        "flows",
+        config,
+        FlowsInputs(
+            vpc_id=network.vpc.id,
+            public_subnet_ids=network.public_subnet_ids,
+            private_subnet_ids=network.private_subnet_ids,
+            worker_security_group_id=groups.worker.id,
+            entry_security_group_id=groups.public_entry.id,
+            cluster_arn=compute.cluster.arn,
+            cluster_name=compute.cluster.name,
+            kms_key_arn=key_arn,
+            backup_bucket_name=storage.backup_bucket.bucket,
+            database_secret_arn=database.master_secret_arn,
+            database_host=database.instance.address,
+            stripe_secret_arn=secrets.secrets["stripe-secret-key"].arn,
+            server_log_group=observability.log_groups["prefect-server"].name,
+            worker_log_group=observability.log_groups["prefect-worker"].name,
+            flows_log_group=observability.log_groups["flows"].name,
+        ),
+    )
+    GrafanaContent(
+        "grafana",
+        config,
+        observability.grafana,
+        observability.workspace.prometheus_endpoint,
+        config.secret("slackWebhookUrl"),
+    )
+    return {
+        "apiUrl": compute.api_url,
+        "apiRuntime": config.api_runtime,
+        "cloudfrontDomain": cdn.distribution.domain_name,
+        "ecrRepositoryUrl": compute.repository.repository_url,
+        "flowsEcrRepositoryUrl": flows.repository.repository_url,
+        "grafanaUrl": observability.grafana_url,
+        "prefectUiUrl": flows.prefect_ui_url,
+        "deployRoleArn": ci.deploy_role.arn,
+        "flowsRoleArn": flows.flows_role.arn,
+        "backupBucket": storage.backup_bucket.bucket,
+        "bastionInstanceId": bastion.instance.id,
+        "prometheusEndpoint": observability.workspace.prometheus_endpoint,
+    }
