@@ -28,6 +28,7 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra_pulumi.config import NAMESPACE, SECRET_KEYS
+from infra_pulumi.policies.rules import STACK, Resource, StackFacts, all_violations
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MOCK_ACCOUNT = "123456789012"
@@ -56,6 +57,18 @@ class Plan:
     resources: list[PlannedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
     secret_outputs: list[str] = field(default_factory=list)
+
+    def policy_resources(self) -> list[Resource]:
+        """The resources as the policy pack sees them, plus the stack with its outputs."""
+        resources = [Resource(r.type, r.name, r.props, r.urn) for r in self.resources if r.custom]
+        stack_urn = f"urn:pulumi:{self.stack}::slipway::{STACK}::slipway-{self.stack}"
+        resources.append(
+            Resource(STACK, f"slipway-{self.stack}", {"outputs": self.outputs}, stack_urn)
+        )
+        return resources
+
+    def violations(self) -> list[tuple[str, str]]:
+        return all_violations(self.policy_resources(), StackFacts.from_stack_name(self.stack))
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), sort_keys=True, default=str)
@@ -304,7 +317,14 @@ def render_table(plan: Plan, out: Any = sys.stdout) -> None:
     for row in rows:
         print(f"{row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]}", file=out)
     custom = sum(1 for r in plan.resources if r.custom)
-    print(f"\n{custom} resources in stack {plan.stack!r}. Outputs:", file=out)
+    violations = plan.violations()
+    print(
+        f"\n{custom} resources in stack {plan.stack!r}; policy violations: {len(violations)}",
+        file=out,
+    )
+    for rule, message in violations:
+        print(f"  [{rule}] {message}", file=out)
+    print("Outputs:", file=out)
     for key, value in sorted(plan.outputs.items()):
         shown = "[secret]" if key in plan.secret_outputs else value
         print(f"  {key}: {shown}", file=out)

@@ -1,1 +1,1 @@
-"""Filled in by its issue."""
+"""CrossGuard policy pack for the Slipway stacks (see rules.py)."""
