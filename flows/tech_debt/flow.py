@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
+from flows.policies import run_policy
 from flows.prefect_support import failures_recorded, finish_prefect_run
 from flows.reports import DEFAULT_REPORTS_DIR
 from flows.tech_debt.pipeline import FLOW_NAME, analyse, write_tech_debt_report
@@ -14,7 +15,7 @@ analyse_task = task(name="analyse-repository")(analyse)
 report_task = task(name="write-report")(write_tech_debt_report)
 
 
-@flow(name=FLOW_NAME, retries=1, retry_delay_seconds=300, timeout_seconds=1800, log_prints=True)
+@flow(name=FLOW_NAME, log_prints=True, **run_policy(FLOW_NAME))
 def tech_debt_flow(
     repo: str = ".", since: int = 90, reports_dir: str = str(DEFAULT_REPORTS_DIR)
 ) -> str:

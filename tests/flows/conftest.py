@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import delete_all_rows
 from tests.services import unavailable
 
 MOTO_START_TIMEOUT_SECONDS = 30
@@ -75,3 +76,12 @@ def moto_endpoint(aws_environment: None, tmp_path_factory: pytest.TempPathFactor
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+@pytest.fixture
+def recording_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """Flows record their outcome in the API's DATABASE_URL: point it at the test database,
+    and leave it empty for the next test."""
+    monkeypatch.setenv("DATABASE_URL", sqlite_url)
+    yield sqlite_url
+    delete_all_rows(sqlite_url)

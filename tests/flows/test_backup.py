@@ -22,6 +22,7 @@ from flows.backup.pipeline import (
     verify_backup,
 )
 from flows.backup.postgres import Connection
+from tests.flows.helpers import flow_runs
 from tests.services import create_scratch_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -155,12 +156,10 @@ def test_backup_cli_without_verify_reports_and_records(
     source_database: str,
     moto_endpoint: str,
     bucket: str,
-    sqlite_url: str,
+    recording_database: str,
     tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
     argv = ["--reports-dir", str(tmp_path), "backup", "--database-url", source_database]
     argv += ["--bucket", bucket, "--s3-endpoint-url", moto_endpoint, "--no-verify"]
 
@@ -170,6 +169,7 @@ def test_backup_cli_without_verify_reports_and_records(
     report = json.loads(Path(output[-1]).read_text())
     assert report["verification"] is None
     assert report["manifest"]["object"]["key"].startswith("backups/")
+    assert flow_runs(recording_database, "backup")[-1]["result"] == "success"
 
 
 def test_backup_to_a_missing_bucket_fails_without_leaking_the_password(

@@ -7,48 +7,16 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import create_engine, text
 
 from flows.__main__ import main
+from tests.flows.helpers import flow_runs
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 ADVISORIES = FIXTURES / "advisories"
 REQUIREMENTS = FIXTURES / "flows" / "requirements-vulnerable.txt"
-
-
-def flow_runs(database_url: str, flow: str) -> list[dict[str, Any]]:
-    engine = create_engine(database_url.replace("sqlite+aiosqlite", "sqlite"))
-    try:
-        with engine.connect() as connection:
-            rows = connection.execute(
-                text(
-                    "SELECT result, measurements FROM ops_flow_runs WHERE flow = :flow "
-                    "ORDER BY finished_at"
-                ),
-                {"flow": flow},
-            )
-            return [
-                {
-                    "result": row.result,
-                    "measurements": row.measurements
-                    if isinstance(row.measurements, dict)
-                    else json.loads(row.measurements),
-                }
-                for row in rows
-            ]
-    finally:
-        engine.dispose()
-
-
-@pytest.fixture
-def recording_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Flows record their outcome in the API's DATABASE_URL; point it at the test database."""
-    monkeypatch.setenv("DATABASE_URL", sqlite_url)
-    return sqlite_url
 
 
 def test_python_m_flows_scan_exits_1_on_findings_and_prints_report_path_last(
