@@ -338,7 +338,9 @@ async def refund_payment(
             slug="payment-not-refundable",
         )
     remaining = payment.amount - payment.amount_refunded
-    if amount is not None and amount > remaining:
+    # Always explicit: "the rest" is what this service knows is left, not the charge amount.
+    amount = remaining if amount is None else amount
+    if amount > remaining:
         raise ProblemError(
             422,
             f"the refund exceeds what is left to refund ({remaining})",

@@ -36,11 +36,27 @@ INITIAL_STATUS: Final[PaymentStatus] = "requires_payment_method"
 
 # from -> the statuses it may move to. Anything not listed is refused, which is what keeps a
 # late `processing` from undoing `succeeded`. `failed` may move on because Stripe lets the
-# customer retry a declined PaymentIntent; `canceled`, `refunded` and `disputed` are final.
+# customer retry a declined PaymentIntent. Refunds and disputes imply the payment succeeded, so
+# they are reachable from every open status: their event may overtake (or replace a lost)
+# `payment_intent.succeeded`. `canceled`, `refunded` and `disputed` are final.
 TRANSITIONS: Final[dict[PaymentStatus, frozenset[PaymentStatus]]] = {
-    "requires_payment_method": frozenset({"processing", "succeeded", "failed", "canceled"}),
-    "processing": frozenset({"succeeded", "failed", "canceled"}),
-    "failed": frozenset({"processing", "succeeded", "canceled"}),
+    "requires_payment_method": frozenset(
+        {
+            "processing",
+            "succeeded",
+            "failed",
+            "canceled",
+            "partially_refunded",
+            "refunded",
+            "disputed",
+        }
+    ),
+    "processing": frozenset(
+        {"succeeded", "failed", "canceled", "partially_refunded", "refunded", "disputed"}
+    ),
+    "failed": frozenset(
+        {"processing", "succeeded", "canceled", "partially_refunded", "refunded", "disputed"}
+    ),
     "succeeded": frozenset({"partially_refunded", "refunded", "disputed"}),
     # A further partial refund keeps the status but raises amount_refunded.
     "partially_refunded": frozenset({"partially_refunded", "refunded", "disputed"}),

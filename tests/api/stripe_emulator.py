@@ -96,8 +96,10 @@ def stripe_client(localstripe_url: str) -> stripe.StripeClient:
 
 
 def count_payment_intents(client: stripe.StripeClient) -> int:
-    page = client.v1.payment_intents.list(params={"limit": 100})
-    return sum(1 for _ in page.auto_paging_iter())
+    """How many PaymentIntents localstripe holds (its lists carry a total_count)."""
+    page = client.v1.payment_intents.list(params={"limit": 1}).to_dict()
+    total: int = page["total_count"]
+    return total
 
 
 def confirm_with_test_card(client: stripe.StripeClient, payment_intent_id: str) -> None:
@@ -109,8 +111,8 @@ def confirm_with_test_card(client: stripe.StripeClient, payment_intent_id: str) 
 def emulator_event(client: stripe.StripeClient, event_type: str, object_id: str) -> dict[str, Any]:
     """The event localstripe recorded for `object_id`, exactly as it would deliver it."""
     for event in client.v1.events.list(params={"type": event_type, "limit": 100}).data:
-        if event.data.object.get("id") == object_id:
-            found: dict[str, Any] = event.to_dict()
+        found: dict[str, Any] = event.to_dict()
+        if found["data"]["object"]["id"] == object_id:
             return found
     raise AssertionError(f"localstripe has no {event_type} for {object_id}")
 
@@ -122,8 +124,8 @@ def emulator_event(client: stripe.StripeClient, event_type: str, object_id: str)
 class ReplayingStripe:
     """POST /v1/payment_intents with Stripe's idempotency semantics, recorded for assertions.
 
-    `lose_answers = n`: the next n creates are performed, but answered with a 500, as if the
-    answer was lost on the way back; Stripe's client retries with the same Idempotency-Key.
+    `lose_answers = n`: the next n requests are carried out (or replayed) but answered with a
+    500, as if the answer was lost on the way back; stripe-python retries with the same key.
     """
 
     url: str = ""
@@ -147,7 +149,7 @@ class ReplayingStripe:
             if first_params != params:
                 error = {"type": "idempotency_error", "message": "Keys for idempotent requests"}
                 return JSONResponse({"error": error}, status_code=400)
-            return JSONResponse(intent, headers={"Idempotent-Replayed": "true"})
+            return self._answer(intent, {"Idempotent-Replayed": "true"})
         intent_id = f"pi_{uuid.uuid4().hex[:24]}"
         intent = {
             "id": intent_id,
@@ -166,10 +168,13 @@ class ReplayingStripe:
         self.intents[intent_id] = intent
         if key is not None:
             self._replays[key] = (params, intent)
+        return self._answer(intent, {})
+
+    def _answer(self, intent: dict[str, Any], headers: dict[str, str]) -> JSONResponse:
         if self.lose_answers > 0:
             self.lose_answers -= 1
             return JSONResponse({"error": {"type": "api_error"}}, status_code=500)
-        return JSONResponse(intent)
+        return JSONResponse(intent, headers=headers)
 
 
 @pytest.fixture(scope="session")
