@@ -1,0 +1,133 @@
+"""The Prefect side: prefect.yaml's deployments, what `python -m flows serve` builds from them,
+and one flow run under a real (temporary) Prefect server: the only test paying its start-up."""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.flows.helpers import flow_runs
+
+ROOT = Path(__file__).resolve().parents[2]
+PREFECT_YAML = ROOT / "prefect.yaml"
+FIXTURES = ROOT / "tests" / "fixtures"
+CONTRACT_FLOWS = {"backup", "reconcile-payments", "dependency-scan", "tech-debt"}
+
+
+def deployments() -> list[dict[str, Any]]:
+    document = yaml.safe_load(PREFECT_YAML.read_text())
+    result: list[dict[str, Any]] = document["deployments"]
+    return result
+
+
+def load_entrypoint(entrypoint: str) -> Any:
+    path, _, function = entrypoint.partition(":")
+    assert (ROOT / path).is_file(), f"{path} does not exist"
+    module = importlib.import_module(path.removesuffix(".py").replace("/", "."))
+    return getattr(module, function)
+
+
+def test_every_contract_flow_has_exactly_one_deployment() -> None:
+    assert sorted(d["flow_name"] for d in deployments()) == sorted(CONTRACT_FLOWS)
+
+
+@pytest.mark.parametrize("deployment", deployments(), ids=lambda d: d["flow_name"])
+def test_deployment_has_a_cron_schedule_retries_a_timeout_and_a_real_flow(
+    deployment: dict[str, Any],
+) -> None:
+    from prefect.client.schemas.schedules import CronSchedule
+    from prefect.flows import Flow
+
+    (schedule,) = deployment["schedules"]
+    CronSchedule(cron=schedule["cron"], timezone=schedule["timezone"])  # raises when invalid
+    assert deployment["retries"] >= 1
+    assert deployment["retry_delay_seconds"] > 0
+    assert deployment["timeout_seconds"] > 0
+    assert deployment["work_pool"]["name"] == "slipway-process"
+    flow = load_entrypoint(deployment["entrypoint"])
+    assert isinstance(flow, Flow)
+    assert flow.name == deployment["flow_name"]
+    # The flow itself carries the policy, so it holds however the run was started.
+    assert flow.retries == deployment["retries"]
+    assert flow.retry_delay_seconds == deployment["retry_delay_seconds"]
+    assert flow.timeout_seconds == deployment["timeout_seconds"]
+    parameters = set(flow.parameters.properties)
+    assert set(deployment.get("parameters") or {}) <= parameters
+    # Secrets are read from the environment, never passed as (plainly stored) parameters.
+    assert not {"database_url", "stripe_secret_key"} & set(deployment.get("parameters") or {})
+
+
+def test_serve_builds_scheduled_deployments_with_environment_parameters(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from flows.deployments import build_deployments
+
+    monkeypatch.setenv("BACKUP_BUCKET", "slipway-prod-backups")
+    monkeypatch.delenv("BACKUP_KMS_KEY_ID", raising=False)
+
+    built = {deployment.flow_name: deployment for deployment in build_deployments(PREFECT_YAML)}
+
+    assert set(built) == CONTRACT_FLOWS
+    backup = built["backup"]
+    assert backup.parameters == {"bucket": "slipway-prod-backups", "verify": True}
+    assert backup.schedules[0].schedule.cron == "15 3 * * *"
+    assert all(deployment.schedules for deployment in built.values())
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect server and database for the whole session (about 20 s)."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+def test_a_flow_run_under_prefect_writes_artifacts_and_records_its_outcome(
+    prefect_harness: None, recording_database: str, tmp_path: Path
+) -> None:
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    from flows.dependency_scan.flow import dependency_scan_flow
+
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("jinja2==2.11.3\n")
+    clean = dependency_scan_flow(
+        lock=None,
+        requirements=str(requirements),
+        advisory_db=str(FIXTURES / "advisories"),
+        reports_dir=str(tmp_path / "reports"),
+        return_state=True,
+    )
+    vulnerable = dependency_scan_flow.with_options(retries=0)(
+        lock=None,
+        requirements=str(FIXTURES / "flows" / "requirements-vulnerable.txt"),
+        advisory_db=str(FIXTURES / "advisories"),
+        reports_dir=str(tmp_path / "reports"),
+        return_state=True,
+    )
+
+    assert clean.is_completed()
+    assert Path(clean.result()).name == "report.json"
+    assert vulnerable.is_failed()  # unignored findings fail the run, as they exit 1 on the CLI
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["dependency-scan-report", "dependency-scan-table"])
+            )
+        )
+    assert {artifact.key for artifact in artifacts} == {
+        "dependency-scan-report",
+        "dependency-scan-table",
+    }
+    assert any("PYSEC-2023-74" in str(artifact.data) for artifact in artifacts)
+    assert [run["result"] for run in flow_runs(recording_database, "dependency-scan")] == [
+        "success",
+        "success",
+    ]
