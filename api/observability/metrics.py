@@ -37,6 +37,12 @@ ratelimit_backend_errors_total = Counter(
 
 auth_logins_total = Counter("auth_logins_total", "Login attempts.", ["result"])
 auth_refresh_total = Counter("auth_refresh_total", "Refresh-token presentations.", ["result"])
+# Known outcomes start at 0: a labelled series that first appears at 1 is invisible to
+# increase(), so the first reuse detection or failed login would not show on a dashboard.
+for _result in ("success", "failure"):
+    auth_logins_total.labels(result=_result)
+for _result in ("rotated", "reuse_detected", "invalid"):
+    auth_refresh_total.labels(result=_result)
 
 payments_created_total = Counter("payments_created_total", "Payments created.", ["currency"])
 payments_status_transitions_total = Counter(

@@ -240,4 +240,7 @@ def test_multiprocess_mode_adds_up_every_worker(sqlite_url: str, tmp_path: Path)
     healthz = {"method": "GET", "route": "/healthz", "status": "200"}
     assert value(text, "http_requests_total", **healthz) == 4.0
     assert value(text, "ops_flow_runs_total", flow="backup", result="success") == 0.0
+    # Known outcomes are exported at 0 before they first happen (increase() needs the 0).
+    assert value(text, "auth_refresh_total", result="reuse_detected") == 0.0
+    assert value(text, "auth_logins_total", result="failure") == 0.0
     assert list(tmp_path.glob("counter_*.db"))
