@@ -1,0 +1,37 @@
+"""The bare hello endpoint behind our rate limiter (anonymous policy; Redis when REDIS_URL is
+set, else in-process): the like-for-like comparison with slowapi on the same endpoint."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from fastapi import FastAPI
+
+from api.ratelimit import RateLimiter, RateLimitMiddleware
+from api.ratelimit.policies import load_policy_set
+
+POLICY_FILE = Path(__file__).resolve().with_name("ratelimit_policies.toml")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    await app.state.rate_limiter.start()
+    yield
+    await app.state.rate_limiter.close()
+
+
+app = FastAPI(lifespan=lifespan)
+app.state.rate_limiter = RateLimiter(
+    load_policy_set(POLICY_FILE),
+    redis_url=os.environ.get("REDIS_URL") or None,
+    key_prefix="bench-slipway:",
+)
+app.add_middleware(RateLimitMiddleware)
+
+
+@app.get("/hello")
+async def hello() -> dict[str, str]:
+    return {"hello": "world"}
