@@ -7,13 +7,15 @@ and never echoes a secret value.
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
+from pulumi.runtime import config as runtime_config
 
 NAMESPACE = "slipway"
 PROD_STACKS = frozenset({"prod", "production"})
@@ -173,12 +175,14 @@ class _Reader:
 
     def __init__(self, get: ValueLookup) -> None:
         self._get = get
+        self.seen: set[str] = set()
 
     @staticmethod
     def key(name: str) -> str:
         return f"{NAMESPACE}:{name}"
 
     def raw(self, name: str) -> str | None:
+        self.seen.add(name)
         value = self._get(name)
         return value.strip() if value is not None and value.strip() else None
 
@@ -238,9 +242,17 @@ class _Reader:
 
 
 def load_stack_config(
-    stack: str, region: str | None, get: ValueLookup, get_secret: SecretLookup
+    stack: str,
+    region: str | None,
+    get: ValueLookup,
+    get_secret: SecretLookup,
+    configured_keys: Iterable[str] = (),
 ) -> StackConfig:
-    """Builds the typed configuration of `stack`, or raises ConfigError naming the bad key."""
+    """Builds the typed configuration of `stack`, or raises ConfigError naming the bad key.
+
+    `configured_keys` (every key set on the stack) lets a misspelt `slipway:*` key fail
+    instead of being silently ignored.
+    """
     if not region:
         raise ConfigError("aws:region is required: the AWS region of this stack")
     defaults = defaults_for(stack)
@@ -298,7 +310,7 @@ def load_stack_config(
             )
         secrets[name] = value
 
-    return StackConfig(
+    config = StackConfig(
         stack=stack,
         region=region,
         is_prod=is_prod,
@@ -340,14 +352,25 @@ def load_stack_config(
         github_oidc_provider_arn=read.raw("githubOidcProviderArn"),
         secrets=secrets,
     )
+    known = read.seen | set(SECRET_KEYS)
+    for key in sorted(configured_keys):
+        namespace, _, name = key.partition(":")
+        if namespace == NAMESPACE and name not in known:
+            close = difflib.get_close_matches(name, sorted(known), n=1)
+            hint = f" (did you mean {read.key(close[0])}?)" if close else ""
+            raise ConfigError(f"{key} is not a setting this program reads{hint}")
+    return config
 
 
 def from_pulumi() -> StackConfig:
     """The configuration of the current Pulumi stack."""
     config = pulumi.Config(NAMESPACE)
+    # Pulumi offers no public way to list a stack's keys; these are where the runtime keeps them.
+    keys = {*runtime_config.CONFIG.get(), *runtime_config.get_config_env()}
     return load_stack_config(
         pulumi.get_stack(),
         pulumi.Config("aws").get("region"),
         config.get,
         config.get_secret,
+        keys,
     )

@@ -208,6 +208,16 @@ class OfflineMocks(pulumi.runtime.Mocks):
             "aws:kms/key:Key": {"keyId": f"{name}-key-id"},
             "aws:cognito/userPool:UserPool": {"id": f"{region}_Offline123"},
         }
+        if service == "iam":
+            # IAM ARNs are global and typed (role/..., oidc-provider/<issuer>).
+            kind = typ.rsplit(":", 1)[-1]
+            if kind == "OpenIdConnectProvider":
+                issuer = str(inputs.get("url", "")).removeprefix("https://")
+                outputs["arn"] = f"arn:aws:iam::{MOCK_ACCOUNT}:oidc-provider/{issuer}"
+            else:
+                outputs["arn"] = (
+                    f"arn:aws:iam::{MOCK_ACCOUNT}:{kind[0].lower() + kind[1:]}/{physical}"
+                )
         outputs.update(extra.get(typ, {}))
         return outputs
 
@@ -255,8 +265,13 @@ def run(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
     return plan
 
 
+SECRET_SIGNATURE = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")
+
+
 def _plain(value: Any) -> Any:
-    """JSON-able copy of mocked properties (resource references become their URNs)."""
+    """JSON-able copy of mocked properties; secrets are unwrapped as CrossGuard shows them."""
+    if isinstance(value, Mapping) and value.get(SECRET_SIGNATURE[0]) == SECRET_SIGNATURE[1]:
+        return _plain(value.get("value"))
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):

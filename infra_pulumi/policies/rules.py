@@ -369,9 +369,11 @@ def github_trust_pinned(_: str, props: Props, facts: StackFacts) -> list[str]:
     for statement in _statements(_document(props.get("assumeRolePolicy"))):
         principal = statement.get("Principal") or {}
         federated = " ".join(str(p) for p in _as_list(principal.get("Federated")))
-        if GITHUB_ISSUER not in federated or statement.get("Effect") != "Allow":
-            continue
         conditions = statement.get("Condition") or {}
+        condition_keys = " ".join(str(k) for c in conditions.values() for k in (c or {}))
+        # A GitHub trust is recognised by its issuer in the principal or in the conditions.
+        if statement.get("Effect") != "Allow" or GITHUB_ISSUER not in federated + condition_keys:
+            continue
         equals = conditions.get("StringEquals") or {}
         audience = equals.get(f"{GITHUB_ISSUER}:aud")
         subject = equals.get(f"{GITHUB_ISSUER}:sub")

@@ -1,0 +1,108 @@
+"""StackConfig: per-stack defaults, and every bad value fails naming its key."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import pulumi
+import pytest
+
+from infra_pulumi.config import SECRET_KEYS, ConfigError, StackConfig, load_stack_config
+from infra_pulumi.plan import read_stack_config
+
+BASE = {
+    "domainName": "staging.example.com",
+    "hostedZoneId": "Z123",
+    "githubRepository": "acme/slipway",
+    "alertEmail": "ops@example.com",
+    "slackTeamId": "T1",
+    "slackChannelId": "C1",
+}
+
+
+def load(
+    stack: str = "staging",
+    values: Mapping[str, str] | None = None,
+    *,
+    secrets: tuple[str, ...] = SECRET_KEYS,
+    region: str | None = "eu-west-1",
+    keys: tuple[str, ...] = (),
+) -> StackConfig:
+    merged = {**BASE, **(values or {})}
+    return load_stack_config(
+        stack,
+        region,
+        merged.get,
+        lambda key: pulumi.Output.secret("x" * 40) if key in secrets else None,
+        keys,
+    )
+
+
+def test_staging_defaults_are_cheap_and_lambda() -> None:
+    config = load("staging")
+    assert config.api_runtime == "lambda"
+    assert len(config.availability_zones) == 2
+    assert not config.nat_per_az
+    assert config.db_backup_retention_days == 7
+    assert not config.db_multi_az and not config.waf_enabled
+
+
+def test_prod_defaults_are_resilient_and_ecs() -> None:
+    config = load("prod")
+    assert config.api_runtime == "ecs"
+    assert config.availability_zones == ("eu-west-1a", "eu-west-1b", "eu-west-1c")
+    assert config.nat_per_az and config.db_multi_az and config.db_deletion_protection
+    assert config.db_backup_retention_days == 30 and config.waf_enabled
+
+
+@pytest.mark.parametrize(
+    ("values", "key"),
+    [
+        ({"apiRuntime": "kubernetes"}, "slipway:apiRuntime"),
+        ({"domainName": ""}, "slipway:domainName"),
+        ({"domainName": "Not A Domain"}, "slipway:domainName"),
+        ({"alertEmail": "nobody"}, "slipway:alertEmail"),
+        ({"githubRepository": "just-a-name"}, "slipway:githubRepository"),
+        ({"azCount": "three"}, "slipway:azCount"),
+        ({"azCount": "9"}, "slipway:azCount"),
+        ({"availabilityZones": '["us-east-1a", "us-east-1b"]'}, "slipway:availabilityZones"),
+        ({"dbMultiAz": "yes"}, "slipway:dbMultiAz"),
+        ({"natGateways": "none"}, "slipway:natGateways"),
+        ({"vpcCidr": "192.168.0.0/16"}, "slipway:vpcCidr"),
+        ({"apiMinTasks": "4", "apiMaxTasks": "2"}, "slipway:apiMaxTasks"),
+        ({"hostedZoneId": " "}, "slipway:hostedZoneId"),
+    ],
+)
+def test_bad_values_name_their_key(values: dict[str, str], key: str) -> None:
+    with pytest.raises(ConfigError, match=key):
+        load("staging", values)
+
+
+def test_prod_refuses_short_backup_retention() -> None:
+    with pytest.raises(ConfigError, match="slipway:dbBackupRetentionDays must be at least 30"):
+        load("prod", {"dbBackupRetentionDays": "7"})
+
+
+def test_missing_secret_names_the_key_and_how_to_set_it() -> None:
+    secrets = tuple(k for k in SECRET_KEYS if k != "stripeSecretKey")
+    with pytest.raises(ConfigError, match=r"slipway:stripeSecretKey .*pulumi config set --secret"):
+        load("staging", secrets=secrets)
+
+
+def test_missing_region_is_named() -> None:
+    with pytest.raises(ConfigError, match="aws:region"):
+        load("staging", region=None)
+
+
+def test_misspelt_key_is_refused_with_a_suggestion() -> None:
+    with pytest.raises(ConfigError, match=r"slipway:apiRuntim .*slipway:apiRuntime"):
+        load("staging", keys=("slipway:apiRuntim", "aws:region"))
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_committed_stack_files_hold_no_secrets_and_only_known_keys(stack: str) -> None:
+    values = read_stack_config(stack)
+    assert not {f"slipway:{key}" for key in SECRET_KEYS} & set(values)
+    raw = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("slipway:")}
+    config = load(stack, raw, keys=tuple(values))
+    assert config.stack == stack
