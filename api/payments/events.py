@@ -230,7 +230,12 @@ def _insert(session: AsyncSession) -> Callable[..., Any]:
 
 
 async def _store_event(session: AsyncSession, event: StripeEventPayload) -> bool:
-    """Insert the event row; False when it already exists (waits for a concurrent insert)."""
+    """Insert the event row; False when it already exists (waits for a concurrent insert).
+
+    The row is inserted as processed: it becomes visible only if the transaction that applies
+    the event commits, which saves a round trip per event.
+    """
+    now = utc_now()
     statement = (
         _insert(session)(StripeEvent)
         .values(
@@ -238,7 +243,8 @@ async def _store_event(session: AsyncSession, event: StripeEventPayload) -> bool
             type=event.type,
             payload=event.raw,
             event_created_at=event.created_at,
-            received_at=utc_now(),
+            received_at=now,
+            processed_at=now,
         )
         .on_conflict_do_nothing(index_elements=["id"])
         # RETURNING, not rowcount: psycopg reports -1 for INSERT ... ON CONFLICT DO NOTHING.
@@ -284,16 +290,16 @@ async def record_and_apply(
     """Store `event` once and apply it, in one transaction. Never raises for a bad event."""
     try:
         async with sessions() as session, session.begin():
-            if not await _store_event(session, event) and await _already_processed(
-                session, event.id
-            ):
+            stored = await _store_event(session, event)
+            if not stored and await _already_processed(session, event.id):
                 return Outcome("duplicate")
             outcome = await _apply(session, event)
-            await session.execute(
-                update(StripeEvent)
-                .where(col(StripeEvent.id) == event.id)
-                .values(processed_at=utc_now(), error=None)
-            )
+            if not stored:  # an earlier attempt failed and left its error: this one worked
+                await session.execute(
+                    update(StripeEvent)
+                    .where(col(StripeEvent.id) == event.id)
+                    .values(processed_at=utc_now(), error=None)
+                )
         return outcome
     except Exception as exc:  # a malformed object or the database: Stripe retries either way
         error = _describe_failure(exc)

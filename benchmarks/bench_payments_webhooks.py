@@ -1,0 +1,262 @@
+"""Stripe webhook throughput (issue 5): events verified, stored and applied per second.
+
+  bare          FastAPI hello endpoint, no middleware (benchmarks/bare_app.py)
+  hmac only     a bare FastAPI endpoint that verifies the Stripe signature and answers 200
+                (benchmarks/payments_hmac_app.py): the floor of any webhook
+  healthz       GET /healthz from create_app: the whole middleware stack, no database
+  slipway new   POST /v1/webhooks/stripe from create_app on PostgreSQL, every request a new,
+                signed payment_intent.succeeded for its own payment: signature verified, event
+                row inserted, payment row locked and moved to succeeded, one transaction
+  slipway dup   the same, but one already-processed event delivered again and again (Stripe's
+                retries): verified, found, acknowledged without effect
+
+Unique events cannot be a static wrk body, so the signed deliveries are generated up front and
+a wrk Lua script cycles through them (BENCH_WEBHOOK_EVENTS, default 30000; the table says if a
+run needed more and so replayed some as duplicates). One uvicorn worker each, wrk -t1.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+
+import stripe
+from sqlalchemy import create_engine, func, insert, select
+from sqlmodel import col
+
+from api.models import metadata
+from api.payments.models import Payment, StripeEvent
+from benchmarks.bench_auth import _drop_postgres, _migrate, _scratch_postgres
+from benchmarks.harness import (
+    CONNECTIONS,
+    DURATION_SECONDS,
+    ROOT,
+    Result,
+    load,
+    print_table,
+    require_wrk,
+    serve,
+)
+
+WEBHOOK_SECRET = "whsec_benchmark_0123456789abcdef"  # noqa: S105 (a throwaway benchmark secret)
+EVENT_COUNT = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "30000"))
+PAYMENT_INTENT_EXAMPLE = ROOT / "tests" / "fixtures" / "stripe" / "payment_intent.json"
+AMOUNT = 4900
+
+# wrk calls request() for every request: each returns the next pre-signed delivery.
+LUA_SCRIPT = r"""
+local requests = {}
+local next_index = 0
+init = function(args)
+  for line in io.lines(args[1]) do
+    local signature, body = line:match("^([^\t]*)\t(.*)$")
+    table.insert(requests, wrk.format("POST", "/v1/webhooks/stripe",
+      {["Content-Type"] = "application/json", ["Stripe-Signature"] = signature}, body))
+  end
+end
+request = function()
+  next_index = next_index + 1
+  if next_index > #requests then next_index = 1 end
+  return requests[next_index]
+end
+"""
+
+
+def _sync(url: str) -> str:
+    return url.replace("sqlite+aiosqlite", "sqlite")
+
+
+def _seed_payments(database_url: str, count: int) -> list[tuple[str, str]]:
+    """One user and `count` payments awaiting their succeeded event: (payment id, intent id)."""
+    now = datetime.now(UTC)
+    user_id = uuid.uuid4()
+    rows = [
+        {
+            "id": uuid.uuid4(),
+            "user_id": user_id,
+            "price_id": "price_team_monthly",
+            "quantity": 1,
+            "amount": AMOUNT,
+            "currency": "usd",
+            "status": "requires_payment_method",
+            "amount_refunded": 0,
+            "stripe_payment_intent_id": f"pi_bench_{index:08d}",
+            "created_at": now,
+            "updated_at": now,
+        }
+        for index in range(count)
+    ]
+    engine = create_engine(_sync(database_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(
+                insert(metadata.tables["users"]),
+                {
+                    "id": user_id,
+                    "email": "bench-payments@example.com",
+                    "password_hash": "x",
+                    "role": "user",
+                    "disabled": False,
+                    "created_at": now,
+                },
+            )
+            connection.execute(insert(metadata.tables["payments"]), rows)
+    finally:
+        engine.dispose()
+    return [(str(row["id"]), str(row["stripe_payment_intent_id"])) for row in rows]
+
+
+def _succeeded_event(payment_id: str, intent_id: str) -> str:
+    intent = json.loads(PAYMENT_INTENT_EXAMPLE.read_text())
+    intent.update(
+        id=intent_id, amount=AMOUNT, status="succeeded", metadata={"payment_id": payment_id}
+    )
+    event = {
+        "id": f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "api_version": "2025-10-29",
+        "created": int(time.time()),
+        "livemode": False,
+        "pending_webhooks": 1,
+        "request": {"id": None, "idempotency_key": None},
+        "type": "payment_intent.succeeded",
+        "data": {"object": intent},
+    }
+    return json.dumps(event)
+
+
+def _signed(body: str) -> str:
+    header: str = stripe.WebhookSignature.generate_signature_header(body, WEBHOOK_SECRET)
+    return header
+
+
+@contextmanager
+def _deliveries_file(bodies: list[str]) -> Iterator[str]:
+    with tempfile.NamedTemporaryFile("w", suffix=".tsv", delete=False) as handle:
+        for body in bodies:
+            handle.write(f"{_signed(body)}\t{body}\n")
+    try:
+        yield handle.name
+    finally:
+        os.unlink(handle.name)
+
+
+def _load_unique(name: str, url: str, deliveries: str) -> Result:
+    """wrk with the Lua script above; same output parsing as benchmarks.harness.load."""
+    with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
+        script.write(LUA_SCRIPT)
+    try:
+        output = subprocess.run(
+            [require_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{DURATION_SECONDS}s", "--latency",
+             "-s", script.name, url, "--", deliveries],
+            capture_output=True, text=True, check=True,
+        ).stdout  # fmt: skip
+    finally:
+        os.unlink(script.name)
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
+    p99 = re.search(r"^\s+99%\s+([\d.]+)(us|ms|s)", output, re.MULTILINE)
+    p99_ms = (
+        float(p99.group(1)) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[p99.group(2)]
+        if p99
+        else float("nan")
+    )
+    non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
+    return Result(name, rps, p99_ms, int(non_2xx.group(1)) if non_2xx else 0)
+
+
+def _counts(database_url: str) -> tuple[int, int]:
+    engine = create_engine(_sync(database_url))
+    try:
+        with engine.connect() as connection:
+            events = connection.scalar(select(func.count()).select_from(StripeEvent))
+            succeeded = connection.scalar(
+                select(func.count()).select_from(Payment).where(col(Payment.status) == "succeeded")
+            )
+    finally:
+        engine.dispose()
+    return int(events or 0), int(succeeded or 0)
+
+
+def _bench_slipway(database_url: str) -> list[Result]:
+    _migrate(database_url)
+    payments = _seed_payments(database_url, EVENT_COUNT)
+    bodies = [_succeeded_event(payment_id, intent_id) for payment_id, intent_id in payments]
+    env = {
+        "APP_ENV": "development",
+        "DATABASE_URL": database_url,
+        "REDIS_URL": "",
+        "STRIPE_SECRET_KEY": "sk_test_benchmark",
+        "STRIPE_WEBHOOK_SECRETS": WEBHOOK_SECRET,
+        # Never called by the webhook; a closed port makes any accidental call fail fast.
+        "STRIPE_API_BASE": "http://127.0.0.1:9",
+    }
+    results = []
+    with serve("api.main:app", env, ready_path="/healthz") as url, _deliveries_file(bodies) as tsv:
+        # The app's own floor: the whole middleware stack, no database.
+        results.append(load("slipway GET /healthz", url + "/healthz"))
+        unique = _load_unique(
+            "slipway webhook, new events (PostgreSQL)", url + "/v1/webhooks/stripe", tsv
+        )
+        events, succeeded = _counts(database_url)
+        requests = round(unique.requests_per_second * DURATION_SECONDS)
+        print(
+            f"\nnew events: ~{requests} deliveries, {events} events stored, {succeeded} payments "
+            f"moved to succeeded"
+            + (" (the rest replayed as duplicates)" if requests > EVENT_COUNT else "")
+        )
+        results.append(unique)
+        duplicate = bodies[0]
+        results.append(
+            load(
+                "slipway webhook, duplicate event (PostgreSQL)",
+                url + "/v1/webhooks/stripe",
+                method="POST",
+                body=duplicate,
+                headers={
+                    "Content-Type": "application/json",
+                    "Stripe-Signature": _signed(duplicate),
+                },
+            )
+        )
+    return results
+
+
+def main() -> None:
+    results: list[Result] = []
+    with serve("benchmarks.bare_app:app") as url:
+        results.append(load("bare FastAPI hello", url + "/hello"))
+    postgres_url = _scratch_postgres()
+    if postgres_url is None:
+        print("PostgreSQL at TEST_DATABASE_URL is unreachable: the webhook rows are skipped")
+        print_table("Stripe webhooks: throughput against a bare FastAPI app", results)
+        return
+    try:
+        seed_bodies = [
+            _succeeded_event(str(uuid.uuid4()), f"pi_hmac_{index}") for index in range(EVENT_COUNT)
+        ]
+        env = {"STRIPE_WEBHOOK_SECRETS": WEBHOOK_SECRET}
+        with (
+            serve("benchmarks.payments_hmac_app:app", env) as url,
+            _deliveries_file(seed_bodies) as tsv,
+        ):
+            results.append(
+                _load_unique(
+                    "bare FastAPI + signature check only", url + "/v1/webhooks/stripe", tsv
+                )
+            )
+        results += _bench_slipway(postgres_url)
+    finally:
+        _drop_postgres(postgres_url)
+    print_table("Stripe webhooks: throughput against a bare FastAPI app", results)
+
+
+if __name__ == "__main__":
+    main()
