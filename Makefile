@@ -77,7 +77,8 @@ dashboards: sync ## regenerate the Grafana dashboard JSON in dashboards/generate
 	$(UV) run --no-sync python -m dashboards.generate
 
 PREFECT_PORT ?= 4200
-flows: sync ## Prefect server + UI on :4200 serving the four scheduled ops deployments (Ctrl-C stops)
+# migrate first: flows record their outcomes in DATABASE_URL (ops_flow_runs), which /metrics reads.
+flows: sync migrate ## Prefect server + UI on :4200 serving the four scheduled ops deployments (Ctrl-C stops)
 	@mkdir -p .data/prefect
 	@export PREFECT_HOME="$(CURDIR)/.data/prefect" PREFECT_API_URL="http://127.0.0.1:$(PREFECT_PORT)/api" \
 		PREFECT_SERVER_ANALYTICS_ENABLED=false SLIPWAY_HOME="$(CURDIR)"; \
