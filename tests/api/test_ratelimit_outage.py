@@ -1,0 +1,192 @@
+"""Redis failing under the limiter: a throwaway `redis-server` of this test's own is killed,
+stalled and restarted while requests keep coming. No request may fail because of it, every
+fallback decision is counted, and decisions return to Redis once it is back."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AsyncExitStack
+from pathlib import Path
+
+import httpx
+import pytest
+import pytest_asyncio
+import redis
+from prometheus_client import REGISTRY
+
+from api.ratelimit.redis_backend import GCRA_SCRIPT_SHA
+from tests.api.ratelimit_harness import LimitedApp, start_limited_app
+from tests.conftest import migrate
+from tests.services import unavailable
+
+COOLDOWN_SECONDS = 0.05
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+class ThrowawayRedis:
+    """A redis-server on a free port, no persistence, that the test may kill and restart."""
+
+    def __init__(self, directory: Path) -> None:
+        self.port = _free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self._directory = directory
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            unavailable("redis-server is not installed (make system-deps installs it)")
+        command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
+        command += ["--save", "", "--appendonly", "no", "--dir", str(self._directory)]
+        command += ["--enable-debug-command", "local"]  # DEBUG SLEEP stalls it on purpose
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                self.client().ping()
+                return
+            except redis.RedisError:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("throwaway redis-server did not start") from None
+                time.sleep(0.02)
+
+    def kill(self) -> None:
+        if self._process is not None:
+            self._process.kill()
+            self._process.wait(timeout=10)
+            self._process = None
+
+    def client(self) -> redis.Redis:
+        return redis.Redis(port=self.port, socket_timeout=5)
+
+
+@pytest.fixture
+def throwaway_redis(tmp_path: Path) -> Iterator[ThrowawayRedis]:
+    server = ThrowawayRedis(tmp_path)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.kill()
+
+
+@pytest.fixture(scope="module")
+def outage_database(tmp_path_factory: pytest.TempPathFactory) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp('rl-outage') / 'rl.db'}"
+    migrate(url)
+    return url
+
+
+async def _start(
+    stack: AsyncExitStack, database: str, server: ThrowawayRedis, budget: float
+) -> LimitedApp:
+    return await start_limited_app(
+        stack, database, redis_url=server.url, redis_timeout=budget, redis_cooldown=COOLDOWN_SECONDS
+    )
+
+
+@pytest_asyncio.fixture
+async def limited(
+    outage_database: str, throwaway_redis: ThrowawayRedis
+) -> AsyncIterator[LimitedApp]:
+    """The app on the throwaway server with a generous budget, so that a loaded test machine
+    stalling a round trip cannot cause a fallback the test did not (a killed server fails at
+    once, whatever the budget)."""
+    async with AsyncExitStack() as stack:
+        yield await _start(stack, outage_database, throwaway_redis, budget=2.0)
+
+
+@pytest_asyncio.fixture
+async def limited_on_budget(
+    outage_database: str, throwaway_redis: ThrowawayRedis
+) -> AsyncIterator[LimitedApp]:
+    """The same with the production budget of 50 ms per round trip."""
+    async with AsyncExitStack() as stack:
+        yield await _start(stack, outage_database, throwaway_redis, budget=0.05)
+
+
+def _fallbacks() -> float:
+    return REGISTRY.get_sample_value("ratelimit_backend_errors_total") or 0.0
+
+
+def _stored_keys(server: ThrowawayRedis, limited: LimitedApp) -> list[bytes]:
+    return list(server.client().scan_iter(match=limited.key_prefix + "*"))
+
+
+async def _get_prices(client: httpx.AsyncClient, count: int) -> list[int]:
+    return [(await client.get("/v1/prices")).status_code for _ in range(count)]
+
+
+async def test_killed_redis_falls_back_and_recovers(
+    limited: LimitedApp, throwaway_redis: ThrowawayRedis
+) -> None:
+    async with limited.client("198.51.100.200") as client:
+        before = _fallbacks()
+        assert await _get_prices(client, 5) == [200] * 5
+        assert _fallbacks() == before
+        assert len(_stored_keys(throwaway_redis, limited)) == 1
+
+        throwaway_redis.kill()
+        during = _fallbacks()
+        statuses = await _get_prices(client, 20)
+        # Pause past the cool-down so that some decisions try Redis again (and fail again).
+        await asyncio.sleep(COOLDOWN_SECONDS * 2)
+        statuses += await _get_prices(client, 20)
+        assert statuses == [200] * 40
+        assert _fallbacks() == during + 40
+
+        throwaway_redis.start()  # Same port, empty: the script must be loaded again.
+        await asyncio.sleep(COOLDOWN_SECONDS * 2)
+        after = _fallbacks()
+        assert await _get_prices(client, 5) == [200] * 5
+        assert _fallbacks() == after
+        assert len(_stored_keys(throwaway_redis, limited)) == 1
+        assert throwaway_redis.client().script_exists(GCRA_SCRIPT_SHA) == [True]
+
+
+async def test_slow_redis_falls_back_within_the_budget(
+    limited_on_budget: LimitedApp, throwaway_redis: ThrowawayRedis
+) -> None:
+    async with limited_on_budget.client("198.51.100.201") as client:
+        assert await _get_prices(client, 1) == [200]
+        before = _fallbacks()
+        # Redis stops answering for half a second, ten times the 50 ms budget.
+        stall = asyncio.create_task(
+            asyncio.to_thread(throwaway_redis.client().execute_command, "DEBUG", "SLEEP", "0.5")
+        )
+        await asyncio.sleep(0.1)
+        response = await client.get("/v1/prices")
+        assert response.status_code == 200
+        assert response.headers["RateLimit"].startswith('"anonymous";r=')
+        assert _fallbacks() == before + 1
+        await stall
+
+
+async def test_concurrent_decisions_share_one_round_trip(
+    limited: LimitedApp, throwaway_redis: ThrowawayRedis
+) -> None:
+    """64 concurrent requests: at most two EVALSHA commands reach Redis, none is lost."""
+    server = throwaway_redis.client()
+    server.config_resetstat()
+    async with limited.client("198.51.100.202") as client:
+        responses = await asyncio.gather(*[client.get("/v1/prices") for _ in range(64)])
+    assert [response.status_code for response in responses] == [200] * 64
+    remaining = sorted(
+        int(response.headers["RateLimit"].split("r=")[1].split(";")[0]) for response in responses
+    )
+    assert remaining == list(range(300 - 64, 300))  # each decision saw the ones before it
+    calls = server.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
+    assert 1 <= calls <= 2
