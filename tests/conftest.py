@@ -20,6 +20,7 @@ from alembic.config import Config
 from fastapi import FastAPI
 from sqlalchemy import create_engine, delete
 
+from api.auth.keys import generate_private_key_pem
 from api.main import create_app
 from api.models import metadata
 from api.settings import Settings
@@ -91,11 +92,16 @@ def redis_url() -> str:
 GENEROUS_RATE_LIMITS_FILE = FIXTURES / "ratelimits_generous.toml"
 
 
+TEST_JWT_PRIVATE_KEY = generate_private_key_pem()
+
+
 def make_settings(database_url: str, **overrides: Any) -> Settings:
     values: dict[str, Any] = {
         "app_env": "test",
         "database_url": database_url,
         "rate_limits_file": GENEROUS_RATE_LIMITS_FILE,
+        # Keys are passed explicitly, so tests never generate a development key into .data/.
+        "jwt_private_keys": TEST_JWT_PRIVATE_KEY,
     }
     values.update(overrides)
     return Settings(**values)
