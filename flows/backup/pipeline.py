@@ -67,16 +67,19 @@ def dump_to_s3(options: BackupOptions, now: datetime | None = None) -> dict[str,
     client = s3_client(options.s3_endpoint_url)
     created_at = now or datetime.now(UTC)
     key = object_key(options.prefix, connection.database, created_at)
-    with exported_snapshot(connection) as (snapshot, inventory):
-        dump = start_dump(connection, snapshot)
+    with (
+        exported_snapshot(connection) as (snapshot, inventory),
+        tempfile.TemporaryFile() as messages,
+    ):
+        dump = start_dump(connection, snapshot, messages)
         assert dump.stdout is not None
-        assert dump.stderr is not None
         try:
             stored = upload_stream(client, dump.stdout, options.bucket, key, options.kms_key_id)
         finally:
             dump.stdout.close()
-            errors = dump.stderr.read().decode(errors="replace")
             returncode = dump.wait()
+        messages.seek(0)
+        errors = messages.read().decode(errors="replace")
         if returncode != 0:
             # The object is complete but holds a failed dump: remove it so no one restores it.
             with contextlib.suppress(BotoCoreError, ClientError):

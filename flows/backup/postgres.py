@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from psycopg import sql
@@ -128,8 +129,13 @@ def tool_version(tool: str) -> str:
     return completed.stdout.strip() or "unknown"
 
 
-def start_dump(connection: Connection, snapshot: str | None) -> subprocess.Popen[bytes]:
-    """`pg_dump -Fc` writing to a pipe; the caller streams stdout and then checks the exit."""
+def start_dump(
+    connection: Connection, snapshot: str | None, errors: IO[bytes]
+) -> subprocess.Popen[bytes]:
+    """`pg_dump -Fc` writing to a pipe; the caller streams stdout and then checks the exit.
+
+    Its messages go to `errors` (a file, not a second pipe: a pipe nobody reads while the dump
+    streams would block pg_dump once full)."""
     command = ["pg_dump", "--format=custom", "--no-password", f"--dbname={connection.conninfo}"]
     if snapshot:
         command.append(f"--snapshot={snapshot}")
@@ -137,7 +143,7 @@ def start_dump(connection: Connection, snapshot: str | None) -> subprocess.Popen
         return subprocess.Popen(  # noqa: S603 - fixed argument list, no shell
             command,
             stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+            stderr=errors,
             env=connection.client_environment(),
         )
     except FileNotFoundError as exc:

@@ -188,3 +188,14 @@ def test_backup_to_a_missing_bucket_fails_without_leaking_the_password(
     assert "NoSuchBucket" in captured.err
     report_text = Path(captured.out.strip().splitlines()[-1]).read_text()
     assert "sekr1t-value" not in captured.out + captured.err + report_text
+
+
+def test_a_database_that_does_not_exist_is_a_clean_failure(
+    source_database: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    missing = source_database.rsplit("/", 1)[0] + "/slipway_no_such_database"
+    argv = ["--reports-dir", str(tmp_path), "backup", "--database-url", missing, "--bucket", "b"]
+
+    assert main(argv) == 2
+
+    assert "cannot connect to database 'slipway_no_such_database'" in capsys.readouterr().err
