@@ -52,7 +52,9 @@ def test_without_configured_keys_development_uses_the_key_in_dot_data(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    settings = Settings(app_env="development", database_url="sqlite:///./x.db")
+    settings = Settings(
+        app_env="development", database_url="sqlite:///./x.db", jwt_private_keys=None
+    )
     keyring = load_keyring(settings)
     assert (tmp_path / ".data" / "jwt-dev-key.pem").exists()
     assert load_keyring(settings).signing_key.kid == keyring.signing_key.kid
