@@ -1,0 +1,51 @@
+"""Which client IP a limit counts against (socket peer, or X-Forwarded-For via trusted proxies)."""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+import pytest
+
+from api.ratelimit.client_ip import ClientIpResolver
+
+TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
+
+
+def _scope(peer: str | None, *forwarded: str) -> dict[str, Any]:
+    headers = [(b"x-forwarded-for", value.encode()) for value in forwarded]
+    return {"client": (peer, 1234) if peer else None, "headers": headers}
+
+
+@pytest.mark.parametrize(
+    ("peer", "forwarded", "client"),
+    [
+        # Untrusted peers: the header is ignored, whatever it says.
+        ("203.0.113.9", ("198.51.100.1",), "203.0.113.9"),
+        ("203.0.113.9", (), "203.0.113.9"),
+        # Trusted proxy: right-most untrusted entry; trusted hops are skipped.
+        ("10.0.0.1", ("198.51.100.1",), "198.51.100.1"),
+        ("10.0.0.1", ("6.6.6.6, 198.51.100.1",), "198.51.100.1"),
+        ("10.0.0.1", ("6.6.6.6, 198.51.100.1, 10.0.0.2",), "198.51.100.1"),
+        ("10.0.0.1", ("6.6.6.6", "198.51.100.1, 10.0.0.2"), "198.51.100.1"),  # two headers
+        ("10.0.0.1", ("198.51.100.1:4711",), "198.51.100.1"),
+        ("10.0.0.1", ("[2001:db8::1]:443",), "2001:db8::/64"),
+        # Garbage in the chain: the nearest vouched-for address, never the garbage.
+        ("10.0.0.1", ("198.51.100.1, not-an-ip",), "10.0.0.1"),
+        ("10.0.0.1", ("198.51.100.1, not-an-ip, 10.0.0.3",), "10.0.0.3"),
+        # Only proxies in the chain: the left-most one is where the request came from.
+        ("10.0.0.1", ("10.0.0.7, 10.0.0.8",), "10.0.0.7"),
+        ("10.0.0.1", (), "10.0.0.1"),
+        # IPv6 clients count per /64; IPv4-mapped addresses count as IPv4.
+        ("2001:db8:1:2::99", (), "2001:db8:1:2::/64"),
+        ("::ffff:203.0.113.9", (), "203.0.113.9"),
+        ("fd00::1", ("2001:db8:aa:bb::5",), "2001:db8:aa:bb::/64"),
+        (None, ("198.51.100.1",), "unknown"),
+    ],
+)
+def test_client_ip(peer: str | None, forwarded: tuple[str, ...], client: str) -> None:
+    assert ClientIpResolver(TRUSTED)(_scope(peer, *forwarded)) == client
+
+
+def test_without_trusted_proxies_the_header_is_never_read() -> None:
+    assert ClientIpResolver()(_scope("10.0.0.1", "198.51.100.1")) == "10.0.0.1"
