@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,9 +39,9 @@ def collect(process: subprocess.Popen[str]) -> Plan:
 
 
 @pytest.fixture(scope="session")
-def plans() -> Iterator[dict[str, Plan]]:
+def plans() -> dict[str, Plan]:
     processes = {stack: run_offline(stack) for stack in STACKS}
-    yield {stack: collect(process) for stack, process in processes.items()}
+    return {stack: collect(process) for stack, process in processes.items()}
 
 
 @pytest.fixture(scope="session")

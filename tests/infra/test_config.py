@@ -44,15 +44,19 @@ def test_staging_defaults_are_cheap_and_lambda() -> None:
     assert len(config.availability_zones) == 2
     assert not config.nat_per_az
     assert config.db_backup_retention_days == 7
-    assert not config.db_multi_az and not config.waf_enabled
+    assert not config.db_multi_az
+    assert not config.waf_enabled
 
 
 def test_prod_defaults_are_resilient_and_ecs() -> None:
     config = load("prod")
     assert config.api_runtime == "ecs"
     assert config.availability_zones == ("eu-west-1a", "eu-west-1b", "eu-west-1c")
-    assert config.nat_per_az and config.db_multi_az and config.db_deletion_protection
-    assert config.db_backup_retention_days == 30 and config.waf_enabled
+    assert config.nat_per_az
+    assert config.db_multi_az
+    assert config.db_deletion_protection
+    assert config.db_backup_retention_days == 30
+    assert config.waf_enabled
 
 
 @pytest.mark.parametrize(
