@@ -47,7 +47,6 @@ class Advisory:
     summary: str
     severity: Severity
     url: str | None
-    path: Path
     # The `affected` entries naming PyPI packages, as in the file.
     affected: tuple[Mapping[str, Any], ...] = field(repr=False)
 
@@ -171,7 +170,6 @@ def parse_advisory(path: Path) -> Advisory | None:
         summary=summary[:500],
         severity=_severity(document),
         url=_advisory_url(document),
-        path=path,
         affected=affected,
     )
 
@@ -188,9 +186,6 @@ class AdvisoryDatabase:
             canonicalize_name(entry.name): entry for entry in self.root.iterdir() if entry.is_dir()
         }
         self._cache: dict[str, list[Advisory]] = {}
-
-    def __len__(self) -> int:
-        return len(self._directories)
 
     def advisories_for(self, package: str) -> list[Advisory]:
         if package not in self._cache:

@@ -213,3 +213,12 @@ def test_sarif_report_has_the_2_1_0_shape() -> None:
         assert rule["shortDescription"]["text"]
         if "security-severity" in rule["properties"]:
             assert 0.0 <= float(rule["properties"]["security-severity"]) <= 10.0
+
+
+def test_the_projects_own_lock_is_read_without_the_project_itself() -> None:
+    lock = FIXTURES.parent.parent / "uv.lock"
+
+    names = {d.name for d in read_uv_lock(lock).pinned}
+
+    assert {"fastapi", "prefect", "packaging"} <= names
+    assert "slipway" not in names  # the virtual root project is not on PyPI
