@@ -99,5 +99,8 @@ flows: sync migrate ## Prefect server + UI on :4200 serving the four scheduled o
 	echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)"; \
 	$(UV) run --no-sync python -m flows serve
 
+infra-plan: sync ## offline table of the resources STACK (staging|prod) would create, under Pulumi mocks
+	$(UV) run --no-sync python -m infra_pulumi.plan --stack $(STACK)
+
 bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
 	$(UV) run --no-sync python -m benchmarks
