@@ -178,7 +178,8 @@ async def list_users(
     try:
         users, next_cursor = await user_pages.users_page(db, limit, cursor)
     except user_pages.InvalidCursorError as exc:
-        raise ProblemError(422, str(exc), extra={"errors": []}) from None
+        error = {"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}
+        raise ProblemError(422, "the request is invalid", extra={"errors": [error]}) from None
     items = [AdminUserOut(**_user_out(user).model_dump(), disabled=user.disabled) for user in users]
     return UserPage(items=items, next_cursor=next_cursor)
 

@@ -262,6 +262,8 @@ async def test_admin_users_refuses_bad_paging(
     admin = await register_and_login(client, admin_app=app)
     response = await client.get("/v1/admin/users", params=params, headers=admin["headers"])
     assert response.status_code == 422
+    [error] = response.json()["errors"]
+    assert error["loc"][-1] == next(iter(params))
 
 
 def _counter(metrics_text: str, name: str, result: str) -> float:
