@@ -12,17 +12,26 @@ from api.auth.dependencies import keyring_for
 logger = logging.getLogger("api.auth")
 
 
+class BootstrapAdminError(RuntimeError):
+    """The bootstrap admin settings are unusable; the start-up stops, naming the variable."""
+
+
 async def bootstrap_admin(app: FastAPI) -> None:
     """Create BOOTSTRAP_ADMIN_EMAIL as an admin unless that user exists (safe on every start)."""
     settings = app.state.settings
     if settings.bootstrap_admin_email is None or settings.bootstrap_admin_password is None:
         return
     async with app.state.database.sessions() as db:
-        created = await service.ensure_admin(
-            db,
-            settings.bootstrap_admin_email,
-            settings.bootstrap_admin_password.get_secret_value(),
-        )
+        try:
+            created = await service.ensure_admin(
+                db,
+                settings.bootstrap_admin_email,
+                settings.bootstrap_admin_password.get_secret_value(),
+            )
+        except service.WeakPasswordError as exc:
+            raise BootstrapAdminError(f"BOOTSTRAP_ADMIN_PASSWORD: {exc}") from None
+        except service.AuthError as exc:
+            raise BootstrapAdminError(f"BOOTSTRAP_ADMIN_EMAIL: {exc}") from None
     if created:
         logger.info("bootstrap admin created")
 

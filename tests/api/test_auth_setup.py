@@ -26,6 +26,7 @@ from api.auth.keys import (
     parse_private_keys,
 )
 from api.auth.models import User
+from api.auth.setup import BootstrapAdminError
 from api.db import Database
 from api.settings import Settings, get_settings
 from tests.api.auth_helpers import (
@@ -245,3 +246,22 @@ async def test_outdated_password_hashes_are_upgraded_at_login(
     assert upgraded is not None
     assert upgraded.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
     await login(client, user["email"], user["password"])  # the new hash verifies
+
+
+@pytest.mark.parametrize(
+    ("email", "password", "named"),
+    [
+        (unique_email("admin"), "1qaz2wsx3edc", "BOOTSTRAP_ADMIN_PASSWORD"),
+        ("not-an-email", STRONG_PASSWORD, "BOOTSTRAP_ADMIN_EMAIL"),
+    ],
+)
+async def test_unusable_bootstrap_admin_settings_stop_the_start_up(
+    app_harness: AppHarness, sqlite_url: str, email: str, password: str, named: str
+) -> None:
+    settings = make_settings(
+        sqlite_url, bootstrap_admin_email=email, bootstrap_admin_password=password
+    )
+    with pytest.raises(BootstrapAdminError) as refused:
+        await app_harness.start(settings)
+    assert named in str(refused.value)
+    assert password not in str(refused.value)
