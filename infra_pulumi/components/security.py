@@ -75,6 +75,8 @@ class SecurityGroups(pulumi.ComponentResource):
         self._egress(
             self.public_entry,
             _Rule("to the Prefect server", PREFECT_PORT, source_group=self.worker),
+            # authenticate-cognito: the ALB itself calls the Cognito token endpoint.
+            _Rule("HTTPS to the Cognito identity provider", HTTPS_PORT, cidr_ipv4="0.0.0.0/0"),
         )
 
         self._ingress(
