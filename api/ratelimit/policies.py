@@ -112,17 +112,16 @@ class Policy:
     # GCRA emission interval: one request per interval on average, `quota` at once at most.
     # Rounded up so that integer milliseconds never admit more than the quota per window.
     interval_ms: int = field(init=False)
+    # How far ahead of now the theoretical arrival time may run: quota times the interval.
+    burst_ms: int = field(init=False)
     policy_header: bytes = field(init=False)
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "interval_ms", math.ceil(self.window_seconds * 1000 / self.quota))
+        interval_ms = math.ceil(self.window_seconds * 1000 / self.quota)
+        object.__setattr__(self, "interval_ms", interval_ms)
+        object.__setattr__(self, "burst_ms", interval_ms * self.quota)
         header = f'"{self.name}";q={self.quota};w={self.window_seconds}'
         object.__setattr__(self, "policy_header", header.encode("ascii"))
-
-    @property
-    def burst_ms(self) -> int:
-        """How far ahead of now the theoretical arrival time may run: quota times interval."""
-        return self.interval_ms * self.quota
 
 
 @dataclass(frozen=True)
