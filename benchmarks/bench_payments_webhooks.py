@@ -1,8 +1,10 @@
 """Stripe webhook throughput (issue 5): events verified, stored and applied per second.
 
   bare          FastAPI hello endpoint, no middleware (benchmarks/bare_app.py)
-  hmac only     a bare FastAPI endpoint that verifies the Stripe signature and answers 200
+  sig only      a bare FastAPI endpoint that verifies the Stripe signature and answers 200
                 (benchmarks/payments_hmac_app.py): the floor of any webhook
+  sig + INSERT  the same plus one transaction inserting the event row: verified and stored,
+                the floor of any webhook that stores its events (PostgreSQL)
   healthz       GET /healthz from create_app: the whole middleware stack, no database
   slipway new   POST /v1/webhooks/stripe from create_app on PostgreSQL, every request a new,
                 signed payment_intent.succeeded for its own payment: signature verified, event
@@ -29,7 +31,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 import stripe
-from sqlalchemy import create_engine, func, insert, select
+from sqlalchemy import create_engine, delete, func, insert, select
 from sqlmodel import col
 
 from api.models import metadata
@@ -185,8 +187,16 @@ def _counts(database_url: str) -> tuple[int, int]:
     return int(events or 0), int(succeeded or 0)
 
 
+def _truncate_events(database_url: str) -> None:
+    engine = create_engine(_sync(database_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(delete(StripeEvent))
+    finally:
+        engine.dispose()
+
+
 def _bench_slipway(database_url: str) -> list[Result]:
-    _migrate(database_url)
     payments = _seed_payments(database_url, EVENT_COUNT)
     bodies = [_succeeded_event(payment_id, intent_id) for payment_id, intent_id in payments]
     env = {
@@ -239,19 +249,22 @@ def main() -> None:
         print_table("Stripe webhooks: throughput against a bare FastAPI app", results)
         return
     try:
-        seed_bodies = [
-            _succeeded_event(str(uuid.uuid4()), f"pi_hmac_{index}") for index in range(EVENT_COUNT)
+        _migrate(postgres_url)
+        bodies = [
+            _succeeded_event(str(uuid.uuid4()), f"pi_baseline_{index}")
+            for index in range(EVENT_COUNT)
         ]
-        env = {"STRIPE_WEBHOOK_SECRETS": WEBHOOK_SECRET}
-        with (
-            serve("benchmarks.payments_hmac_app:app", env) as url,
-            _deliveries_file(seed_bodies) as tsv,
-        ):
+        env = {"STRIPE_WEBHOOK_SECRETS": WEBHOOK_SECRET, "DATABASE_URL": postgres_url}
+        with serve("benchmarks.payments_hmac_app:app", env) as url, _deliveries_file(bodies) as tsv:
+            results.append(
+                _load_unique("bare FastAPI: signature check only", url + "/v1/webhooks/stripe", tsv)
+            )
             results.append(
                 _load_unique(
-                    "bare FastAPI + signature check only", url + "/v1/webhooks/stripe", tsv
+                    "bare FastAPI: signature + INSERT event (PostgreSQL)", url + "/store", tsv
                 )
             )
+        _truncate_events(postgres_url)
         results += _bench_slipway(postgres_url)
     finally:
         _drop_postgres(postgres_url)

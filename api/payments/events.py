@@ -15,14 +15,14 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy import select, update
+from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from api.auth.models import as_utc, utc_now
+from api.auth.models import utc_now
 from api.payments.models import Payment, StripeEvent
-from api.payments.state_machine import Change, PaymentSnapshot, PaymentStatus, as_status, decide
+from api.payments.state_machine import Change, PaymentStatus, sources_of
 from api.payments.webhook_signature import StripeEventPayload
 
 logger = logging.getLogger("api.payments.events")
@@ -99,117 +99,120 @@ def _uuid_or_none(value: str | None) -> uuid.UUID | None:
         return None
 
 
-async def _lock_one(session: AsyncSession, condition: Any) -> Payment | None:
-    statement = (
-        select(Payment).where(condition).with_for_update().execution_options(populate_existing=True)
-    )
-    payment: Payment | None = (await session.execute(statement)).scalar_one_or_none()
-    return payment
-
-
-async def _locked_payment(
-    session: AsyncSession,
+def _refers_to(
     *,
     payment_intent_id: str | None = None,
     payment_id: uuid.UUID | None = None,
     charge_id: str | None = None,
-) -> Payment | None:
-    """The payment an event refers to, row-locked (PostgreSQL) until the transaction ends."""
+) -> ColumnElement[bool] | None:
+    """Which payment an event is about, as a WHERE clause (None: it names none of ours)."""
+    conditions: list[ColumnElement[bool]] = []
     if payment_intent_id:
-        payment = await _lock_one(
-            session, col(Payment.stripe_payment_intent_id) == payment_intent_id
-        )
-        if payment is not None:
-            return payment
+        conditions.append(col(Payment.stripe_payment_intent_id) == payment_intent_id)
     if payment_id is not None:
         # metadata.payment_id links a PaymentIntent whose id is not stored yet (its event
-        # overtook the response of the create call); never one bound to another intent.
-        payment = await _lock_one(session, col(Payment.id) == payment_id)
-        if payment is not None and payment.stripe_payment_intent_id in (None, payment_intent_id):
-            return payment
+        # overtook the answer to the create call); never a payment bound to another intent.
+        conditions.append(
+            and_(col(Payment.id) == payment_id, col(Payment.stripe_payment_intent_id).is_(None))
+        )
     if charge_id:
-        return await _lock_one(session, col(Payment.stripe_charge_id) == charge_id)
-    return None
+        conditions.append(col(Payment.stripe_charge_id) == charge_id)
+    return or_(*conditions) if conditions else None
+
+
+async def _update_if(
+    session: AsyncSession, condition: ColumnElement[bool], values: dict[str, Any]
+) -> bool:
+    statement = update(Payment).where(condition).values(**values).returning(col(Payment.id))
+    return (await session.execute(statement)).first() is not None
 
 
 async def _apply_change(
-    session: AsyncSession, payment: Payment, change: Change, charge_id: str | None
+    session: AsyncSession,
+    refers_to: ColumnElement[bool] | None,
+    change: Change,
+    *,
+    payment_intent_id: str | None = None,
+    charge_id: str | None = None,
 ) -> Outcome:
-    current = PaymentSnapshot(
-        status=as_status(payment.status),
-        status_event_created_at=(
-            as_utc(payment.status_event_created_at) if payment.status_event_created_at else None
-        ),
-        amount_refunded=payment.amount_refunded,
-    )
-    values: dict[str, Any] = {}
-    if charge_id and payment.stripe_charge_id is None:
-        values["stripe_charge_id"] = charge_id
-    applied = decide(current, change)
-    if applied:
-        values.update(status=change.status, status_event_created_at=change.event_created_at)
-        if change.amount_refunded is not None:
-            values["amount_refunded"] = change.amount_refunded
-    if values:
-        values["updated_at"] = utc_now()
-        # Compare-and-set on what was read: correct even where FOR UPDATE is a no-op (SQLite,
-        # whose single writer lock this transaction already holds).
-        result = await session.execute(
-            update(Payment)
-            .where(
-                col(Payment.id) == payment.id,
-                col(Payment.status) == current.status,
-                col(Payment.amount_refunded) == current.amount_refunded,
-            )
-            .values(**values)
-            .execution_options(synchronize_session=False)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise RuntimeError("payment changed while locked")
-    if not applied:
+    """Apply `change` with one conditional UPDATE: the rule of `state_machine.decide`, in SQL.
+
+    The WHERE clause is the compare-and-set: PostgreSQL re-checks it on the latest row version
+    when a concurrent transaction updated the row first, and SQLite runs one writer at a time,
+    so two deliveries can never both apply a transition, and no lock is held between reads.
+    """
+    if refers_to is None:
         return Outcome("ignored")
-    moved = change.status if change.status != current.status else None
-    return Outcome("processed", transition=moved)
+    values: dict[str, Any] = {
+        "status": change.status,
+        "status_event_created_at": change.event_created_at,
+        "updated_at": utc_now(),
+    }
+    if change.amount_refunded is not None:
+        values["amount_refunded"] = change.amount_refunded
+    if payment_intent_id:
+        values["stripe_payment_intent_id"] = func.coalesce(
+            col(Payment.stripe_payment_intent_id), payment_intent_id
+        )
+    if charge_id:
+        values["stripe_charge_id"] = func.coalesce(col(Payment.stripe_charge_id), charge_id)
+    not_older = or_(
+        col(Payment.status_event_created_at).is_(None),
+        col(Payment.status_event_created_at) <= change.event_created_at,
+    )
+    other_sources = sources_of(change.status) - {change.status}
+    if await _update_if(
+        session, and_(refers_to, not_older, col(Payment.status).in_(other_sources)), values
+    ):
+        return Outcome("processed", transition=change.status)
+    if change.status in sources_of(change.status) and change.amount_refunded is not None:
+        # The one self-transition: a further partial refund, news only if the amount grew.
+        grew = and_(
+            refers_to,
+            not_older,
+            col(Payment.status) == change.status,
+            col(Payment.amount_refunded) < change.amount_refunded,
+        )
+        if await _update_if(session, grew, values):
+            return Outcome("processed")
+    return Outcome("ignored")
 
 
 async def _apply_payment_intent_event(
     session: AsyncSession, event: StripeEventPayload, target: PaymentStatus
 ) -> Outcome:
     intent = _PaymentIntentObject.model_validate(event.object)
-    payment = await _locked_payment(
-        session,
+    refers_to = _refers_to(
         payment_intent_id=intent.id,
         payment_id=_uuid_or_none(intent.metadata.get("payment_id")),
     )
-    if payment is None:
-        return Outcome("ignored")
-    charge_id = _id(intent.latest_charge) if target == "succeeded" else None
-    return await _apply_change(session, payment, Change(target, event.created_at), charge_id)
+    return await _apply_change(
+        session,
+        refers_to,
+        Change(target, event.created_at),
+        payment_intent_id=intent.id,
+        charge_id=_id(intent.latest_charge) if target == "succeeded" else None,
+    )
 
 
 async def _apply_charge_refunded(session: AsyncSession, event: StripeEventPayload) -> Outcome:
     charge = _ChargeObject.model_validate(event.object)
-    payment = await _locked_payment(
-        session, payment_intent_id=_id(charge.payment_intent), charge_id=charge.id
-    )
-    if payment is None or charge.amount_refunded <= 0:
+    if charge.amount_refunded <= 0:
         return Outcome("ignored")
     target: PaymentStatus = (
         "refunded" if charge.amount_refunded >= charge.amount else "partially_refunded"
     )
+    refers_to = _refers_to(payment_intent_id=_id(charge.payment_intent), charge_id=charge.id)
     change = Change(target, event.created_at, amount_refunded=charge.amount_refunded)
-    return await _apply_change(session, payment, change, charge.id)
+    return await _apply_change(session, refers_to, change, charge_id=charge.id)
 
 
 async def _apply_dispute_created(session: AsyncSession, event: StripeEventPayload) -> Outcome:
     dispute = _DisputeObject.model_validate(event.object)
     charge_id = _id(dispute.charge)
-    payment = await _locked_payment(
-        session, payment_intent_id=_id(dispute.payment_intent), charge_id=charge_id
-    )
-    if payment is None:
-        return Outcome("ignored")
-    return await _apply_change(session, payment, Change("disputed", event.created_at), charge_id)
+    refers_to = _refers_to(payment_intent_id=_id(dispute.payment_intent), charge_id=charge_id)
+    change = Change("disputed", event.created_at)
+    return await _apply_change(session, refers_to, change, charge_id=charge_id)
 
 
 async def _apply(session: AsyncSession, event: StripeEventPayload) -> Outcome:
@@ -255,12 +258,14 @@ async def _store_event(session: AsyncSession, event: StripeEventPayload) -> bool
 
 
 async def _already_processed(session: AsyncSession, event_id: str) -> bool:
-    statement = (
-        select(col(StripeEvent.processed_at))
-        .where(col(StripeEvent.id) == event_id)
-        .with_for_update()
-    )
-    return (await session.execute(statement)).scalar_one_or_none() is not None
+    """True for a duplicate. An unprocessed row (an earlier attempt failed) is locked, so that
+    concurrent redeliveries retry it one at a time; a processed one is only read: Stripe's
+    retry storms of one event must not queue behind a row lock."""
+    processed = select(col(StripeEvent.processed_at)).where(col(StripeEvent.id) == event_id)
+    if (await session.execute(processed)).scalar_one_or_none() is not None:
+        return True
+    locked = processed.with_for_update()
+    return (await session.execute(locked)).scalar_one_or_none() is not None
 
 
 async def _record_failure(

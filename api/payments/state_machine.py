@@ -2,8 +2,8 @@
 
 Stripe does not order its events, so a change is applied only when the transition table
 allows it AND the event is not older than the one that set the current status. The decision is
-a pure function; `api.payments.events` applies it under a row lock with a compare-and-set
-UPDATE.
+a pure function (the specification); `api.payments.events` applies the same rule in one
+conditional UPDATE built from this table, and a test checks the two agree on every pair.
 """
 
 from __future__ import annotations
@@ -94,6 +94,11 @@ def as_status(value: str) -> PaymentStatus:
 
 def is_allowed(current: PaymentStatus, target: PaymentStatus) -> bool:
     return target in TRANSITIONS[current]
+
+
+def sources_of(target: PaymentStatus) -> frozenset[PaymentStatus]:
+    """The statuses from which `target` may be reached (the table read backwards)."""
+    return frozenset(status for status in STATUSES if target in TRANSITIONS[status])
 
 
 def decide(current: PaymentSnapshot, change: Change) -> bool:

@@ -136,14 +136,24 @@ class StripeGateway:
         return RefundInfo(id=refund.id, status=refund.status or "pending", amount=refund.amount)
 
     async def iter_events(
-        self, *, created_gte: int | None = None, types: list[str] | None = None
+        self,
+        *,
+        created_gte: int | None = None,
+        types: list[str] | None = None,
+        delivery_success: bool | None = None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """Events of the last 30 days (what Stripe keeps), newest first, as plain dicts."""
+        """Events of the last 30 days (what Stripe keeps), newest first, as plain dicts.
+
+        `delivery_success=False` lists the events whose webhook delivery has not succeeded yet:
+        what a reconciliation replays through `api.payments.events.record_and_apply`.
+        """
         params: EventListParams = {"limit": 100}
         if created_gte is not None:
             params["created"] = {"gte": created_gte}
         if types:
             params["types"] = types
+        if delivery_success is not None:
+            params["delivery_success"] = delivery_success
         try:
             page = await self._client.v1.events.list_async(params=params)
             async for event in page.auto_paging_iter():
