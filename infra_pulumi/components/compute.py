@@ -298,7 +298,7 @@ class Compute(pulumi.ComponentResource):
             "name": "api",
             "image": image,
             "essential": True,
-            "command": containers.with_database_url(
+            "command": containers.with_bootstrap(
                 [
                     "uvicorn",
                     "api.main:app",
@@ -306,6 +306,9 @@ class Compute(pulumi.ComponentResource):
                     "0.0.0.0",  # noqa: S104 - the task's own ENI; only the ALB's group may connect
                     "--port",
                     str(API_PORT),
+                    # as the image's own CMD: X-Forwarded-For is judged by TRUSTED_PROXIES
+                    "--no-proxy-headers",
+                    "--no-server-header",
                 ]
             ),
             "portMappings": [{"containerPort": API_PORT, "protocol": "tcp"}],
@@ -358,7 +361,7 @@ class Compute(pulumi.ComponentResource):
             opts=child(self),
         )
         # Lambda has no native secret injection: the function gets the ARNs (not the values)
-        # and resolves them at cold start with its role (see docs/adr/0003).
+        # and the bootstrap resolves them at cold start with the function's role.
         secret_refs = pulumi.Output.all(inputs.database_secret_arn, dict(inputs.secret_arns)).apply(
             lambda values: json.dumps(
                 {**containers.database_secret_refs(values[0]), **values[1]}, sort_keys=True
@@ -369,7 +372,12 @@ class Compute(pulumi.ComponentResource):
             name=f"{config.name_prefix}-api",
             package_type="Image",
             image_uri=image,
-            image_config={"commands": ["api.lambda_handler.handler"]},
+            # The image's CMD serves uvicorn; on Lambda the runtime interface client runs the
+            # Mangum handler, behind the bootstrap that resolves SECRET_ARNS at cold start.
+            image_config={
+                "entry_points": containers.with_bootstrap(["python", "-m", "awslambdaric"]),
+                "commands": ["api.lambda_handler.handler"],
+            },
             role=role.arn,
             memory_size=config.lambda_memory_mb,
             timeout=30,
