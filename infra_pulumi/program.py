@@ -103,6 +103,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[str]]:
         "grafanaUrl": observability.grafana_url,
         "prefectUiUrl": flows.prefect_ui_url,
         "deployRoleArn": ci.deploy_role.arn,
+        "previewRoleArn": ci.preview_role.arn,
         "flowsRoleArn": flows.flows_role.arn,
         "backupBucket": storage.backup_bucket.bucket,
         "bastionInstanceId": bastion.instance.id,

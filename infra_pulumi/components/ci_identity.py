@@ -33,6 +33,7 @@ def deploy_trust_policy(provider_arn: str, repository: str, environment: str) ->
 
 class CiIdentity(pulumi.ComponentResource):
     deploy_role: aws.iam.Role
+    preview_role: aws.iam.Role
 
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slipway:ci:CiIdentity", name, None, opts)
@@ -48,19 +49,8 @@ class CiIdentity(pulumi.ComponentResource):
                 opts=child(self),
             )
             provider_arn = provider.arn
-        self.deploy_role = aws.iam.Role(
-            f"{name}-deploy",
-            name=f"{config.name_prefix}-deploy",
-            description=f"GitHub Actions deploys of {config.github_repository} "
-            f"({config.github_environment})",
-            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
-                lambda arn: deploy_trust_policy(
-                    arn, config.github_repository, config.github_environment
-                )
-            ),
-            max_session_duration=3600,
-            tags=tags(config, "deploy"),
-            opts=child(self),
+        self.deploy_role = self._role(
+            f"{name}-deploy", config, provider_arn, config.github_environment, "deploys"
         )
         # `pulumi up` manages IAM, networking and data stores: nothing narrower can run it.
         # The trust policy, not the permissions, is what keeps this role safe (ADR 0003).
@@ -70,4 +60,41 @@ class CiIdentity(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/AdministratorAccess",
             opts=child(self),
         )
-        self.register_outputs({"deployRoleArn": self.deploy_role.arn})
+        # Pull-request previews run in `<environment>-preview` (open to every branch), so their
+        # role may only read: `pulumi preview --policy-pack` needs nothing more.
+        self.preview_role = self._role(
+            f"{name}-preview",
+            config,
+            provider_arn,
+            f"{config.github_environment}-preview",
+            "previews",
+        )
+        aws.iam.RolePolicyAttachment(
+            f"{name}-preview-read-only",
+            role=self.preview_role.name,
+            policy_arn="arn:aws:iam::aws:policy/ReadOnlyAccess",
+            opts=child(self),
+        )
+        self.register_outputs(
+            {"deployRoleArn": self.deploy_role.arn, "previewRoleArn": self.preview_role.arn}
+        )
+
+    def _role(
+        self,
+        name: str,
+        config: StackConfig,
+        provider_arn: pulumi.Input[str],
+        environment: str,
+        purpose: str,
+    ) -> aws.iam.Role:
+        return aws.iam.Role(
+            name,
+            name=f"{config.name_prefix}-{name.rsplit('-', 1)[-1]}",
+            description=f"GitHub Actions {purpose} of {config.github_repository} ({environment})",
+            assume_role_policy=pulumi.Output.from_input(provider_arn).apply(
+                lambda arn: deploy_trust_policy(arn, config.github_repository, environment)
+            ),
+            max_session_duration=3600,
+            tags=tags(config, name.rsplit("-", 1)[-1]),
+            opts=child(self),
+        )

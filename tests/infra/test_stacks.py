@@ -178,11 +178,18 @@ def test_api_task_takes_secrets_by_reference_and_sidecar_scrapes_with_the_token(
     assert endpoint == prod.outputs["prometheusEndpoint"].rstrip("/") + "/api/v1/remote_write"
 
 
-@pytest.mark.parametrize(("stack", "environment"), [("staging", "staging"), ("prod", "production")])
-def test_deploy_role_trust_pins_audience_and_subject(
-    plans: dict[str, Plan], stack: str, environment: str
+@pytest.mark.parametrize(
+    ("stack", "role_name", "environment", "output"),
+    [
+        ("staging", "ci-deploy", "staging", "deployRoleArn"),
+        ("prod", "ci-deploy", "production", "deployRoleArn"),
+        ("prod", "ci-preview", "production-preview", "previewRoleArn"),
+    ],
+)
+def test_ci_role_trust_pins_audience_and_subject(
+    plans: dict[str, Plan], stack: str, role_name: str, environment: str, output: str
 ) -> None:
-    role = one(plans[stack], ROLE, "ci-deploy").props
+    role = one(plans[stack], ROLE, role_name).props
     (statement,) = json.loads(role["assumeRolePolicy"])["Statement"]
     assert statement["Principal"]["Federated"].endswith(f"oidc-provider/{GITHUB_ISSUER}")
     assert statement["Condition"] == {
@@ -191,7 +198,19 @@ def test_deploy_role_trust_pins_audience_and_subject(
             f"{GITHUB_ISSUER}:sub": f"repo:slipway-dev/slipway:environment:{environment}",
         }
     }
-    assert plans[stack].outputs["deployRoleArn"] == role["arn"]
+    assert plans[stack].outputs[output] == role["arn"]
+
+
+def test_preview_role_may_only_read(staging: Plan) -> None:
+    attachments = {
+        (a.props["role"], a.props["policyArn"])
+        for a in of_type(staging, "aws:iam/rolePolicyAttachment:RolePolicyAttachment")
+    }
+    preview = one(staging, ROLE, "ci-preview").props["name"]
+    assert {arn for role, arn in attachments if role == preview} == {
+        "arn:aws:iam::aws:policy/ReadOnlyAccess"
+    }
+    assert not [p for p in of_type(staging, ROLE_POLICY) if p.props["role"] == preview]
 
 
 def _statements(plan: Plan, name: str) -> list[dict[str, Any]]:
