@@ -56,6 +56,14 @@ def _pair(tokens: service.IssuedTokens) -> TokenPair:
     )
 
 
+def _no_store(response: Response) -> None:
+    """Token responses must not be cached by browsers or proxies (RFC 6749 section 5.1)."""
+    response.headers["Cache-Control"] = "no-store"
+
+
+_TOKEN_RESPONSE = [Depends(_no_store)]
+
+
 def _bad_credentials() -> ProblemError:
     # The same answer for an unknown email, a wrong password and a disabled account.
     return ProblemError(
@@ -100,14 +108,14 @@ async def _login(
     return _pair(tokens)
 
 
-@router.post("/login", responses=_UNAUTHORIZED)
+@router.post("/login", responses=_UNAUTHORIZED, dependencies=_TOKEN_RESPONSE)
 async def login(
     request: Request, body: LoginRequest, db: SessionDep, settings: SettingsDep, keys: KeyRingDep
 ) -> TokenPair:
     return await _login(request, db, settings, keys, body.email, body.password)
 
 
-@router.post("/token", responses=_UNAUTHORIZED)
+@router.post("/token", responses=_UNAUTHORIZED, dependencies=_TOKEN_RESPONSE)
 async def token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -119,7 +127,7 @@ async def token(
     return await _login(request, db, settings, keys, form.username, form.password)
 
 
-@router.post("/refresh", responses=_UNAUTHORIZED)
+@router.post("/refresh", responses=_UNAUTHORIZED, dependencies=_TOKEN_RESPONSE)
 async def refresh(
     body: RefreshRequest, db: SessionDep, settings: SettingsDep, keys: KeyRingDep
 ) -> TokenPair:

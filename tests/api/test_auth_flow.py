@@ -28,7 +28,11 @@ async def test_register_login_me_refresh_logout(client: httpx.AsyncClient) -> No
     assert set(user) == {"id", "email", "role", "created_at"}
     assert (user["email"], user["role"]) == (email, "user")
 
-    pair = await login(client, email, STRONG_PASSWORD)
+    logged_in = await client.post(
+        "/v1/auth/login", json={"email": email, "password": STRONG_PASSWORD}
+    )
+    assert logged_in.headers["cache-control"] == "no-store"
+    pair = logged_in.json()
     assert set(pair) == {"access_token", "refresh_token", "token_type", "expires_in"}
     assert pair["token_type"] == "bearer"
     assert pair["expires_in"] == 900
@@ -38,6 +42,7 @@ async def test_register_login_me_refresh_logout(client: httpx.AsyncClient) -> No
 
     refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 200
+    assert refreshed.headers["cache-control"] == "no-store"
     new_pair = refreshed.json()
     assert new_pair["refresh_token"] != pair["refresh_token"]
     me_again = await client.get("/v1/users/me", headers=bearer(new_pair["access_token"]))
@@ -138,6 +143,7 @@ async def test_oauth2_password_form_issues_a_token_pair(client: httpx.AsyncClien
     form = {"grant_type": "password", "username": user["email"], "password": user["password"]}
     response = await client.post("/v1/auth/token", data=form)
     assert response.status_code == 200
+    assert response.headers["cache-control"] == "no-store"
     pair = response.json()
     assert pair["token_type"] == "bearer"
     me = await client.get("/v1/users/me", headers=bearer(pair["access_token"]))
