@@ -110,14 +110,31 @@ class Compute(pulumi.ComponentResource):
             if config.image_tag
             else None
         )
+        self.migration_task_family: pulumi.Output[str] = pulumi.Output.from_input("")
         if image is None:
             # First deploy: the repository must exist before CI can push the first image.
             pulumi.log.warn("slipway:imageTag is not set: the API is not deployed yet")
             self.api_origin_domain = pulumi.Output.from_input(f"origin.{config.domain_name}")
-        elif config.api_runtime == "ecs":
-            self.api_origin_domain = self._ecs_service(image)
         else:
-            self.api_origin_domain = self._lambda_function(image)
+            self.migration_task_family = self._migration_task(image).family
+            if config.api_runtime == "ecs":
+                self.api_origin_domain = self._ecs_service(image)
+            else:
+                self.api_origin_domain = self._lambda_function(image)
+        # `aws ecs run-task --network-configuration` for one-off tasks (migrations).
+        self.run_task_network = pulumi.Output.all(
+            list(inputs.private_subnet_ids), inputs.app_security_group_id
+        ).apply(
+            lambda values: json.dumps(
+                {
+                    "awsvpcConfiguration": {
+                        "subnets": values[0],
+                        "securityGroups": [values[1]],
+                        "assignPublicIp": "DISABLED",
+                    }
+                }
+            )
+        )
         self.api_url = pulumi.Output.from_input(f"https://{config.domain_name}")
         self.register_outputs(
             {
@@ -138,6 +155,53 @@ class Compute(pulumi.ComponentResource):
             # CloudFront and the ALB both live outside the task; only the VPC's ALB is trusted.
             "TRUSTED_PROXIES": config.vpc_cidr,
         }
+
+    def _secret_refs(self) -> pulumi.Output[dict[str, str]]:
+        inputs = self._inputs
+        return pulumi.Output.all(inputs.database_secret_arn, dict(inputs.secret_arns)).apply(
+            lambda values: {**containers.database_secret_refs(values[0]), **values[1]}
+        )
+
+    def _migration_task(self, image: pulumi.Output[str]) -> aws.ecs.TaskDefinition:
+        """`alembic upgrade head` as a one-off Fargate task with the API's image and settings,
+        run by the deploy workflow before the new API version takes traffic (both runtimes)."""
+        config, inputs = self._config, self._inputs
+
+        def definitions(values: list[Any]) -> list[dict[str, Any]]:
+            image_uri, env, secrets, log_group = values
+            return [
+                {
+                    "name": "migrate",
+                    "image": image_uri,
+                    "essential": True,
+                    "command": containers.with_bootstrap(["alembic", "upgrade", "head"]),
+                    "environment": containers.env_list(env),
+                    "secrets": containers.secret_list(secrets),
+                    "logConfiguration": containers.log_configuration(
+                        log_group, config.region, "migrate"
+                    ),
+                }
+            ]
+
+        return aws.ecs.TaskDefinition(
+            f"{self._name}-migrate",
+            family=f"{config.name_prefix}-migrate",
+            cpu="256",
+            memory="512",
+            network_mode="awsvpc",
+            requires_compatibilities=["FARGATE"],
+            execution_role_arn=self.execution_role.arn,
+            container_definitions=containers.container_definitions(
+                pulumi.Output.all(
+                    image,
+                    pulumi.Output.all(**self._plain_env()),
+                    self._secret_refs(),
+                    inputs.log_group_name,
+                ).apply(definitions)
+            ),
+            tags=tags(config, "migrate"),
+            opts=child(self),
+        )
 
     def _ecs_service(self, image: pulumi.Output[str]) -> pulumi.Output[str]:
         name, config, inputs = self._name, self._config, self._inputs
@@ -205,13 +269,10 @@ class Compute(pulumi.ComponentResource):
             self, f"{name}-origin", config, origin_domain, balancer.dns_name, balancer.zone_id
         )
 
-        secret_refs = pulumi.Output.all(inputs.database_secret_arn, dict(inputs.secret_arns)).apply(
-            lambda values: {**containers.database_secret_refs(values[0]), **values[1]}
-        )
         definitions = pulumi.Output.all(
             image,
             pulumi.Output.all(**self._plain_env()),
-            secret_refs,
+            self._secret_refs(),
             inputs.log_group_name,
             inputs.adot_log_group_name,
             inputs.remote_write_url,

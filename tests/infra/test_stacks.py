@@ -298,3 +298,18 @@ def test_missing_or_empty_dashboard_folders_are_tolerated(tmp_path: Path) -> Non
     (dashboard,) = alerting.load_dashboards(tmp_path)
     assert json.loads(dashboard.json_text) == {"title": "API"}
     assert [f.name for f in alerting.load_rule_files(tmp_path)] == ["slo"]
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_migrations_run_as_a_one_off_task_with_the_api_image_and_settings(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    plan = plans[stack]
+    (migrate,) = json.loads(one(plan, TASK, "compute-migrate").props["containerDefinitions"])
+    assert migrate["command"][-3:] == ["alembic", "upgrade", "head"]
+    assert migrate["image"].startswith(plan.outputs["ecrRepositoryUrl"] + ":")
+    assert {s["name"] for s in migrate["secrets"]} >= {"DATABASE_PASSWORD", "JWT_PRIVATE_KEYS"}
+    assert plan.outputs["migrationTaskFamily"] == f"slipway-{stack}-migrate"
+    network = json.loads(plan.outputs["runTaskNetwork"])["awsvpcConfiguration"]
+    assert network["assignPublicIp"] == "DISABLED"
+    assert network["securityGroups"] == ["security-app-id"]
