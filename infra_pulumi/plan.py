@@ -28,7 +28,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 from infra_pulumi.config import NAMESPACE, SECRET_KEYS
-from infra_pulumi.policies.rules import STACK, Resource, StackFacts, all_violations
+from infra_pulumi.policies.model import STACK
+from infra_pulumi.policies.rules import Resource, StackFacts, all_violations
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 MOCK_ACCOUNT = "123456789012"

@@ -13,6 +13,7 @@ import pytest
 from pulumi_policy import EnforcementLevel, ResourceValidationPolicy, StackValidationPolicy
 
 from infra_pulumi.plan import Plan
+from infra_pulumi.policies import model as m
 from infra_pulumi.policies import pack
 from infra_pulumi.policies import rules as r
 from infra_pulumi.policies.rules import Resource, StackFacts, all_violations
@@ -70,7 +71,7 @@ def add_ingress(target_group: str, **props: Any) -> Callable[[list[Resource]], N
             "ipProtocol": "tcp",
             **props,
         }
-        resources.append(Resource(r.INGRESS_RULE, "injected-rule", rule))
+        resources.append(Resource(m.INGRESS_RULE, "injected-rule", rule))
 
     return reshape
 
@@ -109,9 +110,9 @@ def _no_tls_statement(props: Props) -> None:
     props["policy"] = json.dumps(document)
 
 
-RDS = (r.RDS, "database-postgres")
-CDN = (r.DISTRIBUTION, "cdn-distribution")
-STACK_OUTPUTS = (r.STACK, None)
+RDS = (m.RDS, "database-postgres")
+CDN = (m.DISTRIBUTION, "cdn-distribution")
+STACK_OUTPUTS = (m.STACK, None)
 
 CASES = [
     Case("rds-private", "prod", *RDS, setter("publiclyAccessible", value=True)),
@@ -130,28 +131,28 @@ CASES = [
     Case(
         "s3-public-access-block-complete",
         "staging",
-        r.PUBLIC_ACCESS_BLOCK,
+        m.PUBLIC_ACCESS_BLOCK,
         "storage-backups",
         setter("restrictPublicBuckets", value=False),
     ),
     Case(
         "sg-no-open-ingress",
         "prod",
-        r.INGRESS_RULE,
+        m.INGRESS_RULE,
         "security-public-entry-in-https-from-the-internet-to-the",
         setter("fromPort", value=22),
     ),
     Case(
         "sg-rules-described",
         "staging",
-        r.EGRESS_RULE,
+        m.EGRESS_RULE,
         "security-app-out-postgresql",
         setter("description", value=""),
     ),
     Case(
         "sg-rules-described",
         "prod",
-        r.SECURITY_GROUP,
+        m.SECURITY_GROUP,
         "security-cache",
         setter("description", value=""),
     ),
@@ -189,119 +190,119 @@ CASES = [
     Case(
         "elasticache-encryption",
         "prod",
-        r.REPLICATION_GROUP,
+        m.REPLICATION_GROUP,
         "cache-valkey",
         setter("transitEncryptionEnabled", value=False),
     ),
     Case(
         "elasticache-encryption",
         "staging",
-        r.REPLICATION_GROUP,
+        m.REPLICATION_GROUP,
         "cache-valkey",
         setter("atRestEncryptionEnabled", value=False),
     ),
     Case(
         "ecr-scan-on-push",
         "prod",
-        r.ECR,
+        m.ECR,
         "compute-api",
         setter("imageScanningConfiguration", "scanOnPush", value=False),
     ),
     Case(
         "ecr-immutable-tags",
         "staging",
-        r.ECR,
+        m.ECR,
         "flows-flows",
         setter("imageTagMutability", value="MUTABLE"),
     ),
     Case(
         "ec2-imdsv2",
         "prod",
-        r.INSTANCE,
+        m.INSTANCE,
         "bastion-instance",
         setter("metadataOptions", "httpTokens", value="optional"),
     ),
     Case(
         "ec2-no-public-ip",
         "staging",
-        r.INSTANCE,
+        m.INSTANCE,
         "bastion-instance",
         setter("associatePublicIpAddress", value=True),
     ),
     Case(
-        "ec2-ssm-only", "prod", r.INSTANCE, "bastion-instance", setter("keyName", value="ops-key")
+        "ec2-ssm-only", "prod", m.INSTANCE, "bastion-instance", setter("keyName", value="ops-key")
     ),
     Case(
         "github-oidc-trust-pinned",
         "prod",
-        r.ROLE,
+        m.ROLE,
         "ci-deploy",
         _trust("StringLike", "sub", "repo:slipway-dev/slipway:*"),
     ),
     Case(
         "github-oidc-trust-pinned",
         "staging",
-        r.ROLE,
+        m.ROLE,
         "ci-deploy",
         _trust("StringEquals", "aud", "sts.example.com"),
     ),
     Case(
         "no-plaintext-secret-env",
         "staging",
-        r.LAMBDA,
+        m.LAMBDA,
         "compute-api",
         setter("environment", "variables", "STRIPE_SECRET_KEY", value="sk_live_plain"),
     ),
     Case(
         "no-plaintext-secret-env",
         "prod",
-        r.TASK_DEFINITION,
+        m.TASK_DEFINITION,
         "compute-api",
         _add_env("JWT_PRIVATE_KEYS"),
     ),
     Case(
         "s3-buckets-block-public-access",
         "prod",
-        r.BUCKET,
+        m.BUCKET,
         "storage-static",
         nothing,
-        reshape=drop(r.PUBLIC_ACCESS_BLOCK, "storage-static"),
+        reshape=drop(m.PUBLIC_ACCESS_BLOCK, "storage-static"),
     ),
     Case(
         "s3-buckets-encrypted",
         "staging",
-        r.BUCKET,
+        m.BUCKET,
         "storage-backups",
         nothing,
-        reshape=drop(r.ENCRYPTION, "storage-backups"),
+        reshape=drop(m.ENCRYPTION, "storage-backups"),
     ),
-    Case("s3-buckets-tls-only", "prod", r.BUCKET_POLICY, "storage-access-logs", _no_tls_statement),
+    Case("s3-buckets-tls-only", "prod", m.BUCKET_POLICY, "storage-access-logs", _no_tls_statement),
     Case(
         "s3-buckets-tls-only",
         "staging",
-        r.BUCKET,
+        m.BUCKET,
         "storage-static",
         nothing,
-        reshape=drop(r.BUCKET_POLICY, "storage-static"),
+        reshape=drop(m.BUCKET_POLICY, "storage-static"),
     ),
     Case(
         "s3-backups-versioned",
         "prod",
-        r.VERSIONING,
+        m.VERSIONING,
         "storage-backups",
         setter("versioningConfiguration", "status", value="Suspended"),
     ),
     Case(
         "sg-data-stores-restricted",
         "prod",
-        r.INGRESS_RULE,
+        m.INGRESS_RULE,
         "security-database-in-postgresql-from-api-tasks",
         setter("referencedSecurityGroupId", value="security-api-entry-id"),
     ),
     Case(
         "sg-data-stores-restricted",
         "staging",
-        r.INGRESS_RULE,
+        m.INGRESS_RULE,
         "security-cache-in-redis-from-api-tasks",
         setter("referencedSecurityGroupId", value="security-bastion-id"),
     ),
@@ -314,7 +315,7 @@ CASES = [
     Case(
         "sg-open-ingress-public-entry-only",
         "staging",
-        r.SECURITY_GROUP,
+        m.SECURITY_GROUP,
         "security-app",
         nothing,
         reshape=add_ingress("security-app", cidrIpv4="0.0.0.0/0", fromPort=443, toPort=443),
@@ -322,15 +323,15 @@ CASES = [
     Case(
         "ec2-reached-through-ssm",
         "prod",
-        r.INSTANCE,
+        m.INSTANCE,
         "bastion-instance",
         nothing,
-        reshape=drop(r.ROLE_ATTACHMENT, "bastion-ssm"),
+        reshape=drop(m.ROLE_ATTACHMENT, "bastion-ssm"),
     ),
     Case(
         "ec2-reached-through-ssm",
         "staging",
-        r.INSTANCE,
+        m.INSTANCE,
         "bastion-instance",
         nothing,
         reshape=add_ingress("security-bastion", cidrIpv4="10.0.0.0/8", fromPort=22, toPort=22),
@@ -428,7 +429,7 @@ def test_pack_enforces_every_rule_as_mandatory_through_the_same_functions(prod: 
     assert all(p.enforcement_level == EnforcementLevel.MANDATORY for p in policies)
 
     resources = copy.deepcopy(prod.policy_resources())
-    database = next(x for x in resources if x.type == r.RDS)
+    database = next(x for x in resources if x.type == m.RDS)
     dict_props(database)["multiAz"] = False
     reported: list[tuple[str, str]] = []
     for policy in policies:
