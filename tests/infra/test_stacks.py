@@ -3,6 +3,7 @@ component structure, the outputs, and how secrets and alerts are wired."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import pytest
 from infra_pulumi import alerting
 from infra_pulumi.components.ci_identity import GITHUB_ISSUER
 from infra_pulumi.config import SECRET_KEYS
-from infra_pulumi.plan import Plan, placeholder_secret, read_stack_config
+from infra_pulumi.plan import Plan, placeholder_secret, read_stack_config, render_table
 from tests.infra.conftest import of_type, one
 
 RDS = "aws:rds/instance:Instance"
@@ -313,3 +314,14 @@ def test_migrations_run_as_a_one_off_task_with_the_api_image_and_settings(
     network = json.loads(plan.outputs["runTaskNetwork"])["awsvpcConfiguration"]
     assert network["assignPublicIp"] == "DISABLED"
     assert network["securityGroups"] == ["security-app-id"]
+
+
+def test_plan_table_lists_resources_violations_and_outputs(prod: Plan) -> None:
+    out = io.StringIO()
+    render_table(prod, out)
+    text = out.getvalue()
+    assert text.splitlines()[0].split() == ["TYPE", "NAME", "KEY", "SETTINGS"]
+    assert "aws:rds/instance:Instance" in text
+    assert "multiAz=true" in text
+    assert "policy violations: 0" in text
+    assert f"apiUrl: {prod.outputs['apiUrl']}" in text
