@@ -123,7 +123,14 @@ def _refers_to(
 async def _update_if(
     session: AsyncSession, condition: ColumnElement[bool], values: dict[str, Any]
 ) -> bool:
-    statement = update(Payment).where(condition).values(**values).returning(col(Payment.id))
+    statement = (
+        update(Payment)
+        .where(condition)
+        .values(**values)
+        .returning(col(Payment.id))
+        # No ORM objects are loaded on this path: skip matching them up after the UPDATE.
+        .execution_options(synchronize_session=False)
+    )
     return (await session.execute(statement)).first() is not None
 
 

@@ -9,7 +9,7 @@ import stripe
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from tests.api.stripe_emulator import (
+from tests.api.payments_support import (
     charge_object,
     confirm_with_test_card,
     count_payment_intents,

@@ -9,7 +9,7 @@ import pytest
 import stripe
 
 from api.payments.stripe_gateway import PaymentProviderError, StripeGateway
-from tests.api.stripe_emulator import STRIPE_SECRET_KEY, confirm_with_test_card
+from tests.api.payments_support import STRIPE_SECRET_KEY, confirm_with_test_card
 
 pytest_plugins = ("tests.api.stripe_emulator",)
 

@@ -10,7 +10,7 @@ import pytest_asyncio
 import stripe
 from fastapi import FastAPI
 
-from tests.api.stripe_emulator import (
+from tests.api.payments_support import (
     ReplayingStripe,
     count_payment_intents,
     database_contents,

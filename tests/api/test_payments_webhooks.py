@@ -12,7 +12,7 @@ import pytest
 from fastapi import FastAPI
 from prometheus_client import REGISTRY
 
-from tests.api.stripe_emulator import (
+from tests.api.payments_support import (
     PREVIOUS_WEBHOOK_SECRET,
     charge_object,
     create_payment,
