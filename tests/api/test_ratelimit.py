@@ -225,6 +225,45 @@ async def test_anonymous_policy_covers_other_public_routes(start: Starter) -> No
         assert_limited_headers(unknown, "anonymous", 300, 60, remaining=2)
 
 
+# Every endpoint of CONTRACT.md section 3 and the policy that limits it (None: exempt).
+CONTRACT_ENDPOINTS = [
+    ("GET", "/healthz", None),
+    ("GET", "/readyz", None),
+    ("GET", "/metrics", None),
+    ("POST", "/v1/webhooks/stripe", None),
+    ("GET", "/.well-known/jwks.json", "anonymous"),
+    ("POST", "/v1/auth/register", "register"),
+    ("POST", "/v1/auth/login", "login"),
+    ("POST", "/v1/auth/token", "login"),
+    ("POST", "/v1/auth/refresh", "refresh"),
+    ("POST", "/v1/auth/logout", "anonymous"),
+    ("GET", "/v1/auth/sessions", "authenticated"),
+    ("DELETE", "/v1/auth/sessions/00000000-0000-0000-0000-000000000000", "authenticated"),
+    ("GET", "/v1/users/me", "authenticated"),
+    ("GET", "/v1/admin/users", "authenticated"),
+    ("GET", "/v1/prices", "anonymous"),
+    ("POST", "/v1/payments", "payments-create"),
+    ("GET", "/v1/payments", "authenticated"),
+    ("GET", "/v1/payments/00000000-0000-0000-0000-000000000000", "authenticated"),
+    ("POST", "/v1/payments/00000000-0000-0000-0000-000000000000/refund", "authenticated"),
+    ("GET", "/docs", "anonymous"),
+    ("GET", "/openapi.json", "anonymous"),
+]
+
+
+async def test_every_contract_endpoint_has_its_policy(start: Starter) -> None:
+    limited = await start()
+    async with limited.client("198.51.100.140") as client:
+        for method, path, policy in CONTRACT_ENDPOINTS:
+            # Unauthenticated and without Stripe: 401s and 503s are fine, the headers count.
+            response = await client.request(method, path, content=b"{}")
+            if policy is None:
+                assert "RateLimit-Policy" not in response.headers, path
+            else:
+                header = response.headers.get("RateLimit-Policy", "")
+                assert header.startswith(f'"{policy}";'), (method, path, header)
+
+
 # --- keys and identities -------------------------------------------------------------------
 
 
