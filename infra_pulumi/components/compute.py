@@ -14,10 +14,9 @@ import pulumi_aws as aws
 from infra_pulumi.components import _containers as containers
 from infra_pulumi.components._certificates import alias_records, validated_certificate
 from infra_pulumi.components._shared import child, output_document, service_trust, tags
+from infra_pulumi.components.api_containers import API_PORT, api_definitions
 from infra_pulumi.config import StackConfig
 
-API_PORT = 8000
-ADOT_IMAGE = "public.ecr.aws/aws-observability/aws-otel-collector:v0.40.0"
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
@@ -276,7 +275,11 @@ class Compute(pulumi.ComponentResource):
             inputs.log_group_name,
             inputs.adot_log_group_name,
             inputs.remote_write_url,
-        ).apply(lambda v: self._definitions(v[0], v[1], v[2], v[3], v[4], v[5]))
+        ).apply(
+            lambda v: api_definitions(
+                v[0], v[1], v[2], v[3], v[4], v[5], config.region, config.stack
+            )
+        )
         task = aws.ecs.TaskDefinition(
             f"{name}-api",
             family=f"{config.name_prefix}-api",
@@ -344,52 +347,6 @@ class Compute(pulumi.ComponentResource):
             opts=child(self),
         )
         return pulumi.Output.from_input(origin_domain)
-
-    def _definitions(
-        self,
-        image: str,
-        env: Mapping[str, str],
-        secrets: Mapping[str, str],
-        log_group: str,
-        adot_log_group: str,
-        remote_write_url: str,
-    ) -> list[dict[str, Any]]:
-        region = self._config.region
-        api = {
-            "name": "api",
-            "image": image,
-            "essential": True,
-            "command": containers.with_bootstrap(
-                [
-                    "uvicorn",
-                    "api.main:app",
-                    "--host",
-                    "0.0.0.0",  # noqa: S104 - the task's own ENI; only the ALB's group may connect
-                    "--port",
-                    str(API_PORT),
-                    # as the image's own CMD: X-Forwarded-For is judged by TRUSTED_PROXIES
-                    "--no-proxy-headers",
-                    "--no-server-header",
-                ]
-            ),
-            "portMappings": [{"containerPort": API_PORT, "protocol": "tcp"}],
-            "environment": containers.env_list(env),
-            "secrets": containers.secret_list(secrets),
-            "readonlyRootFilesystem": False,
-            "logConfiguration": containers.log_configuration(log_group, region, "api"),
-        }
-        adot = {
-            "name": "adot-collector",
-            "image": ADOT_IMAGE,
-            "essential": False,
-            "environment": containers.env_list(
-                {"AOT_CONFIG_CONTENT": adot_config(region, remote_write_url, self._config.stack)}
-            ),
-            # The sidecar authenticates its scrape of /metrics with the same METRICS_TOKEN.
-            "secrets": containers.secret_list({"METRICS_TOKEN": secrets["METRICS_TOKEN"]}),
-            "logConfiguration": containers.log_configuration(adot_log_group, region, "adot"),
-        }
-        return [api, adot]
 
     def _lambda_function(self, image: pulumi.Output[str]) -> pulumi.Output[str]:
         name, config, inputs = self._name, self._config, self._inputs
@@ -465,42 +422,3 @@ class Compute(pulumi.ComponentResource):
             opts=child(self),
         )
         return url.function_url.apply(lambda value: value.removeprefix("https://").rstrip("/"))
-
-
-def adot_config(region: str, remote_write_url: str, stack: str) -> str:
-    """OpenTelemetry collector config: scrape the API's /metrics with the bearer token and
-    remote-write to AMP with SigV4 (the task role grants aps:RemoteWrite)."""
-    config = {
-        "extensions": {"sigv4auth": {"region": region, "service": "aps"}},
-        "receivers": {
-            "prometheus": {
-                "config": {
-                    "global": {"scrape_interval": "30s", "external_labels": {"stack": stack}},
-                    "scrape_configs": [
-                        {
-                            "job_name": "slipway-api",
-                            "metrics_path": "/metrics",
-                            "authorization": {
-                                "type": "Bearer",
-                                "credentials": "${env:METRICS_TOKEN}",
-                            },
-                            "static_configs": [{"targets": [f"localhost:{API_PORT}"]}],
-                        }
-                    ],
-                }
-            }
-        },
-        "exporters": {
-            "prometheusremotewrite": {
-                "endpoint": remote_write_url,
-                "auth": {"authenticator": "sigv4auth"},
-            }
-        },
-        "service": {
-            "extensions": ["sigv4auth"],
-            "pipelines": {
-                "metrics": {"receivers": ["prometheus"], "exporters": ["prometheusremotewrite"]}
-            },
-        },
-    }
-    return json.dumps(config)
