@@ -64,6 +64,7 @@ async def start_limited_app(
     policy_file: Path | None = None,
     routers: Iterable[APIRouter] = (),
     key_prefix: str | None = None,
+    settings_overrides: dict[str, Any] | None = None,
     **limiter_options: Any,
 ) -> LimitedApp:
     """create_app with the real (or given) policies, extra routers, and a fake clock."""
@@ -72,6 +73,7 @@ async def start_limited_app(
         rate_limits_file=policy_file,
         redis_url=redis_url,
         trusted_proxies="10.0.0.0/8,fd00::/8",
+        **(settings_overrides or {}),
     )
     app = create_app(settings)
     for router in routers:

@@ -384,6 +384,27 @@ async def test_decisions_are_counted_per_policy(start: Starter) -> None:
     assert _sample("http_requests_total", method="GET", route="/v1/prices", status="429") >= 2
 
 
+async def test_cors_preflights_are_free_and_refusals_carry_cors_headers(start: Starter) -> None:
+    origin = "https://app.example.com"
+    limited = await start(policy_file=TINY_POLICIES, settings_overrides={"cors_origins": origin})
+    preflight = {"Origin": origin, "Access-Control-Request-Method": "GET"}
+    async with limited.client("198.51.100.125") as client:
+        for _ in range(5):
+            response = await client.options("/v1/prices", headers=preflight)
+            assert response.status_code == 200
+            assert "RateLimit" not in response.headers
+        statuses = [
+            (await client.get("/v1/prices", headers={"Origin": origin})).status_code
+            for _ in range(3)
+        ]
+        refused = await client.get("/v1/prices", headers={"Origin": origin})
+    assert statuses == [200, 200, 200]
+    assert_quota_exceeded(refused, "anonymous", 3, 60)
+    # Browsers only let the page read the refusal (and its headers) with these.
+    assert refused.headers["access-control-allow-origin"] == origin
+    assert "Retry-After" in refused.headers["access-control-expose-headers"]
+
+
 # --- client IP and proxies -----------------------------------------------------------------
 
 

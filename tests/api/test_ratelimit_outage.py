@@ -147,6 +147,9 @@ async def test_killed_redis_falls_back_and_recovers(
         statuses += await _get_prices(client, 20)
         assert statuses == [200] * 40
         assert _fallbacks() == during + 40
+        ready = await client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["failing"] == ["redis"]
 
         throwaway_redis.start()  # Same port, empty: the script must be loaded again.
         await asyncio.sleep(COOLDOWN_SECONDS * 2)
