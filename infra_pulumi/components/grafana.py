@@ -92,16 +92,33 @@ class GrafanaContent(pulumi.ComponentResource):
                 message="provisioned by pulumi (dashboards/generated)",
                 opts=with_provider(),
             )
-        grafana.alerting.ContactPoint(
+        slack = grafana.alerting.ContactPoint(
             f"{name}-slack",
             name="slack-pages",
             slacks=[{"url": slack_webhook_url, "title": "{{ .CommonLabels.alertname }}"}],
             opts=with_provider(),
         )
-        grafana.alerting.ContactPoint(
+        email = grafana.alerting.ContactPoint(
             f"{name}-email",
             name="email-tickets",
             emails=[{"addresses": [config.alert_email], "single_email": True}],
+            opts=with_provider(),
+        )
+        # Grafana-managed alerts follow the same convention as AMP's alert manager.
+        grafana.alerting.NotificationPolicy(
+            f"{name}-routing",
+            contact_point=email.name,
+            group_bies=["alertname", "severity"],
+            policies=[
+                grafana.alerting.NotificationPolicyPolicyArgs(
+                    contact_point=slack.name,
+                    matchers=[
+                        grafana.alerting.NotificationPolicyPolicyMatcherArgs(
+                            label="severity", match="=", value="page"
+                        )
+                    ],
+                )
+            ],
             opts=with_provider(),
         )
         self.dashboard_count = len(dashboards)

@@ -288,6 +288,11 @@ def test_rule_files_and_dashboards_are_provisioned(prod: Plan) -> None:
         r.props["name"] for r in of_type(prod, "grafana:alerting/contactPoint:ContactPoint")
     }
     assert contact_points == {"slack-pages", "email-tickets"}
+    routing = one(prod, "grafana:alerting/notificationPolicy:NotificationPolicy").props
+    assert routing["contactPoint"] == "email-tickets"
+    (page,) = routing["policies"]
+    assert page["contactPoint"] == "slack-pages"
+    assert page["matchers"] == [{"label": "severity", "match": "=", "value": "page"}]
 
 
 def test_missing_or_empty_dashboard_folders_are_tolerated(tmp_path: Path) -> None:
