@@ -84,7 +84,6 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[str]]:
             stripe_secret_arn=secrets.secrets["stripe-secret-key"].arn,
             server_log_group=observability.log_groups["prefect-server"].name,
             worker_log_group=observability.log_groups["prefect-worker"].name,
-            flows_log_group=observability.log_groups["flows"].name,
         ),
     )
     GrafanaContent(

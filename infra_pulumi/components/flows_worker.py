@@ -1,5 +1,6 @@
-"""Prefect on ECS: the self-hosted server + UI behind an ALB with Cognito sign-in, a worker that
-launches flow runs as Fargate tasks, and the flow-run role allowed exactly what the flows need."""
+"""Prefect on ECS: the self-hosted server + UI behind an ALB with Cognito sign-in, and a process
+worker (pool `slipway-process`, as prefect.yaml declares) running the flows inside its task,
+whose role is allowed exactly what the flows need."""
 
 from __future__ import annotations
 
@@ -13,12 +14,15 @@ import pulumi_aws as aws
 from infra_pulumi.components import _containers as containers
 from infra_pulumi.components._certificates import alias_records, validated_certificate
 from infra_pulumi.components._shared import child, output_document, service_trust, tags
+from infra_pulumi.components.database import DATABASE_NAME
 from infra_pulumi.config import StackConfig
 
 PREFECT_IMAGE = "prefecthq/prefect:3-python3.11"
 POSTGRES_CLIENT_IMAGE = "public.ecr.aws/docker/library/postgres:16-alpine"
 PREFECT_PORT = 4200
 PREFECT_DATABASE = "prefect"
+WORK_POOL = "slipway-process"  # prefect.yaml's work pool
+FLOWS_HOME = "/app"  # where the flows image keeps the repository (prefect.yaml: SLIPWAY_HOME)
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
@@ -38,7 +42,6 @@ class FlowsInputs:
     stripe_secret_arn: pulumi.Input[str]
     server_log_group: pulumi.Input[str]
     worker_log_group: pulumi.Input[str]
-    flows_log_group: pulumi.Input[str]
 
 
 def flow_run_policy_statements(
@@ -104,6 +107,7 @@ class FlowsWorker(pulumi.ComponentResource):
             opts=child(self),
         )
 
+        # The worker runs flows in its own process, so its task role is the flows' role.
         self.flows_role = self._role("flow-runs", "Prefect flow runs: backups, reconciliation")
         aws.iam.RolePolicy(
             f"{name}-flow-runs",
@@ -142,37 +146,6 @@ class FlowsWorker(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        worker_role = self._role("prefect-worker", "Prefect ECS worker: starts flow-run tasks")
-        aws.iam.RolePolicy(
-            f"{name}-prefect-worker",
-            role=worker_role.name,
-            policy=output_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": [
-                            "ecs:RunTask",
-                            "ecs:StopTask",
-                            "ecs:DescribeTasks",
-                            "ecs:RegisterTaskDefinition",
-                            "ecs:DescribeTaskDefinition",
-                            "ecs:ListTaskDefinitions",
-                            "ec2:DescribeSubnets",
-                            "ec2:DescribeVpcs",
-                            "logs:GetLogEvents",
-                        ],
-                        "Resource": "*",
-                    },
-                    {
-                        "Effect": "Allow",
-                        "Action": "iam:PassRole",
-                        "Resource": [self.flows_role.arn, execution.arn],
-                    },
-                ]
-            ),
-            opts=child(self),
-        )
-
         namespace = aws.servicediscovery.HttpNamespace(
             f"{name}-namespace",
             name=f"{config.name_prefix}.internal",
@@ -182,7 +155,10 @@ class FlowsWorker(pulumi.ComponentResource):
         )
         target_group = self._ui_load_balancer(prefect_domain)
         self._server_service(namespace, target_group, execution, prefect_domain)
-        self._worker_service(namespace, execution, worker_role)
+        if config.image_tag:
+            self._worker_service(namespace, execution)
+        else:
+            pulumi.log.warn("slipway:imageTag is not set: the Prefect worker is not deployed yet")
         self.register_outputs(
             {"prefectUiUrl": self.prefect_ui_url, "flowsRoleArn": self.flows_role.arn}
         )
@@ -292,12 +268,14 @@ class FlowsWorker(pulumi.ComponentResource):
         definitions: pulumi.Output[list[dict[str, Any]]],
         execution: aws.iam.Role,
         task_role: aws.iam.Role,
+        cpu: str = "512",
+        memory: str = "1024",
     ) -> aws.ecs.TaskDefinition:
         return aws.ecs.TaskDefinition(
             f"{self._name}-{purpose}",
             family=f"{self._config.name_prefix}-{purpose}",
-            cpu="512",
-            memory="1024",
+            cpu=cpu,
+            memory=memory,
             network_mode="awsvpc",
             requires_compatibilities=["FARGATE"],
             execution_role_arn=execution.arn,
@@ -436,27 +414,35 @@ class FlowsWorker(pulumi.ComponentResource):
         )
 
     def _worker_service(
-        self,
-        namespace: aws.servicediscovery.HttpNamespace,
-        execution: aws.iam.Role,
-        worker_role: aws.iam.Role,
+        self, namespace: aws.servicediscovery.HttpNamespace, execution: aws.iam.Role
     ) -> None:
         config, inputs = self._config, self._inputs
-        pool = f"{config.name_prefix}-ecs"
 
         def definitions(values: list[Any]) -> list[dict[str, Any]]:
-            log_group, cluster = values
+            image, log_group, secret_arn, host, bucket, key_arn, stripe_arn = values
             return [
                 {
                     "name": "prefect-worker",
-                    "image": PREFECT_IMAGE,
+                    "image": image,
                     "essential": True,
-                    "command": ["prefect", "worker", "start", "--pool", pool, "--type", "ecs"],
+                    # The bootstrap builds DATABASE_URL from the RDS-managed secret first.
+                    "command": containers.with_bootstrap(
+                        ["prefect", "worker", "start", "--pool", WORK_POOL, "--type", "process"]
+                    ),
                     "environment": containers.env_list(
                         {
                             "PREFECT_API_URL": f"http://prefect-server:{PREFECT_PORT}/api",
-                            "EXTRA_PIP_PACKAGES": "prefect-aws",
-                            "SLIPWAY_ECS_CLUSTER": cluster,
+                            "SLIPWAY_HOME": FLOWS_HOME,
+                            "DATABASE_HOST": host,
+                            "DATABASE_NAME": DATABASE_NAME,
+                            "BACKUP_BUCKET": bucket,
+                            "BACKUP_KMS_KEY_ID": key_arn,
+                        }
+                    ),
+                    "secrets": containers.secret_list(
+                        {
+                            **containers.database_secret_refs(secret_arn),
+                            "STRIPE_SECRET_KEY": stripe_arn,
                         }
                     ),
                     "logConfiguration": containers.log_configuration(
@@ -465,11 +451,22 @@ class FlowsWorker(pulumi.ComponentResource):
                 }
             ]
 
+        image = pulumi.Output.concat(self.repository.repository_url, ":", config.image_tag or "")
         task = self._task(
             "prefect-worker",
-            pulumi.Output.all(inputs.worker_log_group, inputs.cluster_name).apply(definitions),
+            pulumi.Output.all(
+                image,
+                inputs.worker_log_group,
+                inputs.database_secret_arn,
+                inputs.database_host,
+                inputs.backup_bucket_name,
+                inputs.kms_key_arn,
+                inputs.stripe_secret_arn,
+            ).apply(definitions),
             execution,
-            worker_role,
+            self.flows_role,
+            cpu="1024",
+            memory="2048",
         )
         self._service("prefect-worker", task, {"enabled": True, "namespace": namespace.arn})
 

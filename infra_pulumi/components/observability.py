@@ -10,7 +10,7 @@ from infra_pulumi import alerting
 from infra_pulumi.components._shared import child, document, output_document, service_trust, tags
 from infra_pulumi.config import StackConfig
 
-LOG_GROUPS = ("api", "adot", "prefect-server", "prefect-worker", "flows")
+LOG_GROUPS = ("api", "adot", "prefect-server", "prefect-worker")
 
 
 class Observability(pulumi.ComponentResource):

@@ -330,3 +330,21 @@ def test_plan_table_lists_resources_violations_and_outputs(prod: Plan) -> None:
     assert "multiAz=true" in text
     assert "policy violations: 0" in text
     assert f"apiUrl: {prod.outputs['apiUrl']}" in text
+
+
+def test_flows_run_in_the_process_worker_under_the_flows_role(prod: Plan) -> None:
+    task = one(prod, TASK, "flows-prefect-worker").props
+    assert task["taskRoleArn"] == prod.outputs["flowsRoleArn"]
+    (worker,) = json.loads(task["containerDefinitions"])
+    assert worker["command"][-6:] == [
+        "worker", "start", "--pool", "slipway-process", "--type", "process",
+    ]  # fmt: skip
+    assert worker["image"].startswith(prod.outputs["flowsEcrRepositoryUrl"] + ":")
+    env = {e["name"]: e["value"] for e in worker["environment"]}
+    assert env["BACKUP_BUCKET"] == prod.outputs["backupBucket"]
+    assert env["PREFECT_API_URL"] == "http://prefect-server:4200/api"
+    assert {s["name"] for s in worker["secrets"]} == {
+        "DATABASE_USER",
+        "DATABASE_PASSWORD",
+        "STRIPE_SECRET_KEY",
+    }
