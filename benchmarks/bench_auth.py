@@ -1,6 +1,7 @@
 """Authentication throughput (issue 3): one uvicorn worker each, loaded side by side with wrk.
 
   bare        FastAPI hello endpoint, no middleware (benchmarks/bare_app.py)
+  healthz     GET /healthz from create_app: the middleware stack alone, for reference
   me          GET /v1/users/me from create_app: the whole middleware stack, ES256 verification
               and the user's primary-key lookup (SQLite, and PostgreSQL when reachable)
   login       POST /v1/auth/login with a correct password: argon2id verification, a new
@@ -83,7 +84,7 @@ class Target:
 
 @contextmanager
 def _slipway(label: str, database_url: str, keys: str) -> Iterator[list[Target]]:
-    """A migrated Slipway server with one account; yields its /me and login targets."""
+    """A migrated Slipway server with one account; yields its healthz, /me and login targets."""
     _migrate(database_url)
     env = {
         "APP_ENV": "development",
@@ -99,6 +100,7 @@ def _slipway(label: str, database_url: str, keys: str) -> Iterator[list[Target]]
         login.raise_for_status()
         bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
         yield [
+            Target(f"slipway GET /healthz ({label})", url + "/healthz"),
             Target(f"slipway GET /v1/users/me ({label})", url + "/v1/users/me", headers=bearer),
             Target(
                 f"slipway POST /v1/auth/login ({label})",
