@@ -53,14 +53,15 @@ EVENT_COUNT = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "30000"))
 PAYMENT_INTENT_EXAMPLE = ROOT / "tests" / "fixtures" / "stripe" / "payment_intent.json"
 AMOUNT = 4900
 
-# wrk calls request() for every request: each returns the next pre-signed delivery.
+# wrk calls request() for every request: each returns the next pre-signed delivery (to the
+# path of the URL wrk was given: a nil path means wrk.path).
 LUA_SCRIPT = r"""
 local requests = {}
 local next_index = 0
 init = function(args)
   for line in io.lines(args[1]) do
     local signature, body = line:match("^([^\t]*)\t(.*)$")
-    table.insert(requests, wrk.format("POST", "/v1/webhooks/stripe",
+    table.insert(requests, wrk.format("POST", nil,
       {["Content-Type"] = "application/json", ["Stripe-Signature"] = signature}, body))
   end
 end
