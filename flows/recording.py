@@ -11,44 +11,13 @@ what the alerts watch.
 
 from __future__ import annotations
 
-import asyncio
 import sys
-import threading
 from datetime import datetime
 
 from api.observability.flow_runs import record_flow_run
 from api.settings import Settings
+from flows.async_support import run_blocking
 from flows.reports import FlowOutcome
-
-
-def _run_coroutine_blocking(database_url: str, outcome: FlowOutcome, started_at: datetime) -> None:
-    coroutine = record_flow_run(
-        database_url,
-        outcome.flow,
-        "success" if outcome.succeeded else "failure",
-        datetime.now(started_at.tzinfo),
-        started_at=started_at,
-        measurements=outcome.measurements,
-    )
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        asyncio.run(coroutine)
-        return
-    # Called from inside an event loop (an async Prefect context): run it on its own thread.
-    errors: list[BaseException] = []
-
-    def target() -> None:
-        try:
-            asyncio.run(coroutine)
-        except BaseException as exc:  # re-raised in the caller's thread
-            errors.append(exc)
-
-    thread = threading.Thread(target=target, name="record-flow-run")
-    thread.start()
-    thread.join()
-    if errors:
-        raise errors[0]
 
 
 def record_outcome(
@@ -57,7 +26,16 @@ def record_outcome(
     """Store the outcome; returns False (with a warning on stderr) when that was not possible."""
     try:
         url = database_url or Settings().database_url
-        _run_coroutine_blocking(url, outcome, started_at)
+        run_blocking(
+            record_flow_run(
+                url,
+                outcome.flow,
+                "success" if outcome.succeeded else "failure",
+                datetime.now(started_at.tzinfo),
+                started_at=started_at,
+                measurements=outcome.measurements,
+            )
+        )
     except Exception as exc:
         # The type only: driver messages can quote connection parameters.
         print(

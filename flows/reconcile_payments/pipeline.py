@@ -31,6 +31,7 @@ from api.payments.models import Payment, StripeEvent
 from api.payments.stripe_gateway import PaymentIntentInfo, PaymentProviderError, StripeGateway
 from api.payments.webhook_signature import parse_event
 from api.settings import Settings
+from flows.async_support import run_blocking
 from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, write_json
 
 FLOW_NAME = "reconcile-payments"
@@ -331,5 +332,5 @@ def run_reconciliation(
     *, database_url: str, since: datetime | None, dry_run: bool, reports_dir: Path
 ) -> FlowOutcome:
     start = since or datetime.now(UTC) - DEFAULT_LOOKBACK
-    result = asyncio.run(reconcile_database(database_url, start, dry_run))
+    result = run_blocking(reconcile_database(database_url, start, dry_run))
     return write_reconciliation_report(result, reports_dir)

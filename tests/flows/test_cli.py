@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -140,3 +142,27 @@ def test_scan_needs_exactly_one_dependency_source(capsys: pytest.CaptureFixture[
 
     assert exit_info.value.code == 2
     assert "not allowed with" in capsys.readouterr().err
+
+
+def test_running_a_flow_in_process_leaves_the_callers_event_loop_alone(
+    tmp_path: Path, recording_database: str
+) -> None:
+    # In a thread of its own, so that this test's loop juggling touches no other test.
+    seen: list[bool] = []
+
+    def caller() -> None:
+        loop = asyncio.new_event_loop()
+        asyncio.set_event_loop(loop)
+        try:
+            argv = ["--reports-dir", str(tmp_path), "dependency-scan", "-r", str(REQUIREMENTS)]
+            main([*argv, "--advisory-db", str(ADVISORIES)])
+            seen.append(asyncio.get_event_loop() is loop)
+        finally:
+            loop.close()
+
+    thread = threading.Thread(target=caller)
+    thread.start()
+    thread.join()
+
+    assert seen == [True]
+    assert flow_runs(recording_database, "dependency-scan")  # it did record, on its own loop

@@ -20,10 +20,19 @@ from api.payments.models import Payment, StripeEvent
 from api.payments.stripe_gateway import PaymentIntentInfo
 from flows.__main__ import main
 from flows.reconcile_payments.pipeline import compare_payment
-from tests.api.stripe_emulator import STRIPE_SECRET_KEY, confirm_with_test_card
 from tests.conftest import delete_all_rows
 
+# localstripe_url and stripe_client: the Stripe emulator the payments tests use.
 pytest_plugins = ("tests.api.stripe_emulator",)
+
+# The emulator accepts any test key; the flow gets it the way the API does, from the env.
+STRIPE_SECRET_KEY = "sk_test_slipway_flows"
+
+
+def confirm_with_test_card(client: stripe.StripeClient, payment_intent_id: str) -> None:
+    """The customer's side of a checkout: Stripe's test Visa card, then confirm."""
+    client.v1.payment_intents.update(payment_intent_id, params={"payment_method": "pm_card_visa"})
+    client.v1.payment_intents.confirm(payment_intent_id)
 
 
 def sync_url(database_url: str) -> str:
