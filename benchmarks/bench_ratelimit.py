@@ -15,8 +15,11 @@ Target: slipway on Redis >= 0.6 x bare. Needs Redis at REDIS_URL or TEST_REDIS_U
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from pathlib import Path
+
+import httpx
 
 from benchmarks.harness import Result, load, print_table, serve
 
@@ -36,14 +39,28 @@ def _slipway_env(database_dir: str, policy_file: str) -> dict[str, str]:
     }
 
 
+def _decisions(base_url: str) -> str:
+    """Decisions made on Redis vs fallen back in-process during the run (from /metrics)."""
+    text = httpx.get(base_url + "/metrics", timeout=5).text
+
+    def total(pattern: str) -> float:
+        return sum(float(value) for value in re.findall(pattern + r"\S* ([0-9.e+]+)$", text, re.M))
+
+    decisions = total(r"^ratelimit_decisions_total")
+    fallbacks = total(r"^ratelimit_backend_errors_total")
+    return f"{decisions:.0f} decisions, {fallbacks:.0f} fell back in-process"
+
+
 def main() -> None:
     results: list[Result] = []
     with serve("benchmarks.bare_app:app") as url:
         results.append(load("bare FastAPI hello", url + "/hello"))
     with serve("benchmarks.ratelimit_slowapi_app:app", {"REDIS_URL": REDIS_URL}) as url:
         results.append(load("slowapi on Redis, hello", url + "/hello"))
+    notes: list[str] = []
     with serve("benchmarks.ratelimit_hello_app:app", {"REDIS_URL": REDIS_URL}) as url:
         results.append(load("our limiter on Redis, hello", url + "/hello"))
+        notes.append(f"our limiter on Redis, hello: {_decisions(url)}")
     with tempfile.TemporaryDirectory() as database_dir:
         for name, policy_file in (
             ("slipway GET /v1/prices, Redis limiter", "ratelimit_policies.toml"),
@@ -52,7 +69,10 @@ def main() -> None:
             env = _slipway_env(database_dir, policy_file)
             with serve("api.main:app", env, ready_path="/healthz") as url:
                 results.append(load(name, url + "/v1/prices"))
+                notes.append(f"{name}: {_decisions(url)}")
     print_table("Rate limiting: throughput against a bare FastAPI app", results)
+    for note in notes:
+        print("  " + note)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,8 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 
 from fastapi import FastAPI
+from prometheus_client import generate_latest
+from starlette.responses import Response
 
 from api.ratelimit import RateLimiter, RateLimitMiddleware
 from api.ratelimit.policies import load_policy_set
@@ -35,3 +37,9 @@ app.add_middleware(RateLimitMiddleware)
 @app.get("/hello")
 async def hello() -> dict[str, str]:
     return {"hello": "world"}
+
+
+@app.get("/metrics")
+async def metrics() -> Response:
+    """Exempt: lets the benchmark read how many decisions fell back to in-process."""
+    return Response(generate_latest(), media_type="text/plain")

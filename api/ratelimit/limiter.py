@@ -15,7 +15,6 @@ from api.ratelimit.redis_backend import (
     DEFAULT_COOLDOWN_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
     RedisBackend,
-    connect,
 )
 from api.settings import Settings
 
@@ -47,7 +46,7 @@ class RateLimiter:
         self._local = InProcessBackend()
         self._redis = (
             RedisBackend(
-                connect(redis_url),
+                redis_url,
                 self._local,
                 clock_ms=self.now_ms,
                 timeout=redis_timeout,
