@@ -22,6 +22,9 @@ MAX_FILE_BYTES = 1_000_000
 MARKER = re.compile(r"\b(TODO|FIXME|HACK|XXX)\b[:\s]?(.*)")
 MAX_MARKER_TEXT = 200
 GIT_TIMEOUT_SECONDS = 300
+# Dead-code false positives: a decorator usually registers what it decorates (routes,
+# validators, fixtures, flows, tasks), and these names are read by frameworks, not by code.
+FRAMEWORK_NAMES = ["model_config", "pytestmark", "pytest_plugins", "__tablename__"]
 
 
 class RepositoryError(RuntimeError):
@@ -125,7 +128,7 @@ def dead_code(repo: Path, files: list[str], min_confidence: int = 60) -> list[De
     python_files = [str(repo / name) for name in files if name.endswith(".py")]
     if not python_files:
         return []
-    scanner = Vulture()
+    scanner = Vulture(ignore_names=FRAMEWORK_NAMES, ignore_decorators=["@*"])
     scanner.scavenge(python_files)
     return [
         DeadCode(
