@@ -67,7 +67,9 @@ def repo(tmp_path: Path) -> Path:
     commit(repo, {"pkg/hot.py": BRANCHY + "\n# TODO: split decide()\n# FIXME: naming\n"}, "v3")
     commit(repo, {"simple.py": "import os\n\nVALUE = 1\n"}, "simple")
     commit(repo, {"simple.py": "import os\n\nVALUE = 2  # HACK: magic\n"}, "simple again")
-    commit(repo, {"pkg/unused.py": "def never_called():\n    return 42\n"}, "dead")
+    registered = "@functools.cache\ndef registered_by_its_decorator():\n    return 1\n"
+    dead = f"import functools\n\n\ndef never_called():\n    return 42\n\n\n{registered}"
+    commit(repo, {"pkg/unused.py": dead}, "dead")
     git(repo, "mv", "pkg/unused.py", "pkg/orphan.py")
     git(repo, "commit", "-q", "-m", "rename")
     return repo
@@ -104,6 +106,8 @@ def test_report_lists_markers_dead_code_and_lint(repo: Path, tmp_path: Path) -> 
     assert (todo["file"], todo["text"]) == ("pkg/hot.py", "split decide()")
     dead = {(item["name"], item["kind"]) for item in report["dead_code"]["items"]}
     assert ("never_called", "function") in dead
+    # Decorators register what they decorate (routes, fixtures, flows): not reported.
+    assert "registered_by_its_decorator" not in {name for name, _ in dead}
     assert report["lint"]["by_code"].get("F401") == 1  # simple.py's unused `import os`
     markdown = (outcome.report_path.parent / "report.md").read_text()
     assert "`pkg/hot.py`" in markdown
