@@ -17,9 +17,12 @@ import httpx
 import pytest
 import pytest_asyncio
 import redis
+import uvloop
 from prometheus_client import REGISTRY
 
-from api.ratelimit.redis_backend import GCRA_SCRIPT_SHA
+from api.ratelimit.gcra import InProcessBackend
+from api.ratelimit.policies import load_policy_set
+from api.ratelimit.redis_backend import GCRA_SCRIPT_SHA, RedisBackend
 from tests.api.ratelimit_harness import LimitedApp, start_limited_app
 from tests.conftest import migrate
 from tests.services import unavailable
@@ -193,3 +196,24 @@ async def test_concurrent_decisions_share_one_round_trip(
     assert remaining == list(range(300 - 64, 300))  # each decision saw the ones before it
     calls = server.info("commandstats").get("cmdstat_evalsha", {}).get("calls", 0)
     assert 1 <= calls <= 2
+
+
+def test_redis_decisions_under_uvloop(throwaway_redis: ThrowawayRedis) -> None:
+    """uvicorn serves on uvloop, whose transports are not asyncio's classes."""
+    policy = load_policy_set().policies["login"]
+    before = _fallbacks()
+
+    async def decide_twelve() -> list[bool]:
+        backend = RedisBackend(
+            throwaway_redis.url, InProcessBackend(), clock_ms=lambda: int(time.time() * 1000)
+        )
+        await backend.load_script()
+        try:
+            decisions = await asyncio.gather(*[backend.decide("uv:k", policy) for _ in range(12)])
+        finally:
+            await backend.close()
+        return [decision.allowed for decision in decisions]
+
+    assert uvloop.run(decide_twelve()) == [True] * 10 + [False] * 2
+    assert _fallbacks() == before
+    assert throwaway_redis.client().exists("uv:k") == 1
