@@ -9,6 +9,8 @@
   slipway new   POST /v1/webhooks/stripe from create_app on PostgreSQL, every request a new,
                 signed payment_intent.succeeded for its own payment: signature verified, event
                 row inserted, payment row locked and moved to succeeded, one transaction
+  ... 2 conns   the same at 2 connections: the latency of a delivery when the worker is not
+                saturated (at 32 the p99 is mostly queueing behind one process)
   slipway dup   the same, but one already-processed event delivered again and again (Stripe's
                 retries): verified, found, acknowledged without effect
 
@@ -59,6 +61,7 @@ LUA_SCRIPT = r"""
 local requests = {}
 local next_index = 0
 init = function(args)
+  next_index = tonumber(args[2] or "0")  -- deliveries an earlier run already used
   for line in io.lines(args[1]) do
     local signature, body = line:match("^([^\t]*)\t(.*)$")
     table.insert(requests, wrk.format("POST", nil,
@@ -157,14 +160,16 @@ def _deliveries_file(bodies: list[str]) -> Iterator[str]:
         os.unlink(handle.name)
 
 
-def _load_unique(name: str, url: str, deliveries: str) -> Result:
+def _load_unique(
+    name: str, url: str, deliveries: str, *, connections: int = CONNECTIONS, skip: int = 0
+) -> Result:
     """wrk with the Lua script above; same output parsing as benchmarks.harness.load."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(LUA_SCRIPT)
     try:
         output = subprocess.run(
-            [require_wrk(), "-t1", f"-c{CONNECTIONS}", f"-d{DURATION_SECONDS}s", "--latency",
-             "-s", script.name, url, "--", deliveries],
+            [require_wrk(), "-t1", f"-c{connections}", f"-d{DURATION_SECONDS}s", "--latency",
+             "-s", script.name, url, "--", deliveries, str(skip)],
             capture_output=True, text=True, check=True,
         ).stdout  # fmt: skip
     finally:
@@ -230,6 +235,16 @@ def _bench_slipway(database_url: str) -> list[Result]:
             + (" (the rest replayed as duplicates)" if requests > EVENT_COUNT else "")
         )
         results.append(unique)
+        # Latency when the worker is not saturated (32 connections queue behind one process).
+        results.append(
+            _load_unique(
+                "slipway webhook, new events, 2 connections",
+                url + "/v1/webhooks/stripe",
+                tsv,
+                connections=2,
+                skip=events + 100,  # past every delivery the first run may have sent
+            )
+        )
         duplicate = bodies[0]
         results.append(
             load(
