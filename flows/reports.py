@@ -48,12 +48,12 @@ def write_json(path: Path, data: Any) -> Path:
     return path
 
 
-def previous_reports(reports_dir: Path, flow: str, before: Path | None = None) -> list[Path]:
+def previous_reports(reports_dir: Path, flow: str) -> list[Path]:
     """JSON reports of earlier runs of `flow`, newest first (timestamps sort as text)."""
     root = reports_dir / flow
     if not root.is_dir():
         return []
-    runs = sorted((p for p in root.iterdir() if p.is_dir() and p != before), reverse=True)
+    runs = sorted((p for p in root.iterdir() if p.is_dir()), reverse=True)
     return [run / REPORT_JSON for run in runs if (run / REPORT_JSON).is_file()]
 
 

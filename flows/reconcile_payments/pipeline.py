@@ -299,7 +299,8 @@ def write_reconciliation_report(result: Reconciliation, reports_dir: Path) -> Fl
         flow=FLOW_NAME,
         # Replays that failed mean the job is not done; mismatches are findings for people.
         succeeded=failed_replays == 0,
-        exit_code=1 if total or failed_replays else 0,
+        # A dry run that found events to replay has left them unreplayed: not all clear.
+        exit_code=1 if total or failed_replays or (result.dry_run and result.replays) else 0,
         report_path=path,
         summary=f"{len(result.replays)} missed events "
         f"{'to replay' if result.dry_run else 'replayed'} ({failed_replays} failed), "
