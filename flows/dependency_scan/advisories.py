@@ -181,7 +181,10 @@ class AdvisoryDatabase:
         vulns = root / "vulns"
         self.root = vulns if vulns.is_dir() else root
         if not self.root.is_dir():
-            raise AdvisoryDatabaseError(f"advisory database {root} is not a directory")
+            raise AdvisoryDatabaseError(
+                f"advisory database {root} is not a directory (clone "
+                "https://github.com/pypa/advisory-database there, or pass --advisory-db DIR)"
+            )
         self._directories: dict[str, Path] = {
             canonicalize_name(entry.name): entry for entry in self.root.iterdir() if entry.is_dir()
         }
