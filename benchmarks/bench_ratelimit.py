@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import re
 import tempfile
+from contextlib import ExitStack
 from pathlib import Path
 
 import httpx
@@ -24,6 +25,7 @@ import httpx
 from benchmarks.harness import Result, load, print_table, serve
 
 HERE = Path(__file__).resolve().parent
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "3"))
 REDIS_URL = os.environ.get("REDIS_URL") or os.environ.get(
     "TEST_REDIS_URL", "redis://127.0.0.1:6379/0"
 )
@@ -52,27 +54,39 @@ def _decisions(base_url: str) -> str:
 
 
 def main() -> None:
-    results: list[Result] = []
-    with serve("benchmarks.bare_app:app") as url:
-        results.append(load("bare FastAPI hello", url + "/hello"))
-    with serve("benchmarks.ratelimit_slowapi_app:app", {"REDIS_URL": REDIS_URL}) as url:
-        results.append(load("slowapi on Redis, hello", url + "/hello"))
-    notes: list[str] = []
-    with serve("benchmarks.ratelimit_hello_app:app", {"REDIS_URL": REDIS_URL}) as url:
-        results.append(load("our limiter on Redis, hello", url + "/hello"))
-        notes.append(f"our limiter on Redis, hello: {_decisions(url)}")
-    with tempfile.TemporaryDirectory() as database_dir:
+    """All five servers run side by side; wrk loads them in turn, ROUNDS times each, and the
+    best round of each case is reported (on a shared machine the best round is the one least
+    disturbed by other work, so ratios of best rounds are the steadiest)."""
+    bare: tuple[str, dict[str, str]] = ("benchmarks.bare_app:app", {})
+    slowapi = ("benchmarks.ratelimit_slowapi_app:app", {"REDIS_URL": REDIS_URL})
+    ours = ("benchmarks.ratelimit_hello_app:app", {"REDIS_URL": REDIS_URL})
+    with tempfile.TemporaryDirectory() as database_dir, ExitStack() as stack:
+        # (name, base URL, path, whether it exports the limiter's metrics)
+        cases = [
+            ("bare FastAPI hello", stack.enter_context(serve(*bare)), "/hello", False),
+            ("slowapi on Redis, hello", stack.enter_context(serve(*slowapi)), "/hello", False),
+            ("our limiter on Redis, hello", stack.enter_context(serve(*ours)), "/hello", True),
+        ]  # fmt: skip
         for name, policy_file in (
             ("slipway GET /v1/prices, Redis limiter", "ratelimit_policies.toml"),
             ("slipway GET /v1/prices, exempt (no limit)", "ratelimit_policies_exempt.toml"),
         ):
             env = _slipway_env(database_dir, policy_file)
-            with serve("api.main:app", env, ready_path="/healthz") as url:
-                results.append(load(name, url + "/v1/prices"))
-                notes.append(f"{name}: {_decisions(url)}")
-    print_table("Rate limiting: throughput against a bare FastAPI app", results)
-    for note in notes:
-        print("  " + note)
+            base = stack.enter_context(serve("api.main:app", env, ready_path="/healthz"))
+            cases.append((name, base, "/v1/prices", True))
+        best: dict[str, Result] = {}
+        for _ in range(ROUNDS):
+            for name, base, path, _ in cases:
+                result = load(name, base + path)
+                if name not in best or result.requests_per_second > best[name].requests_per_second:
+                    best[name] = result
+        print_table(
+            f"Rate limiting: throughput against a bare FastAPI app (best of {ROUNDS} rounds)",
+            [best[name] for name, _, _, _ in cases],
+        )
+        for name, base, _, has_metrics in cases:
+            if has_metrics:
+                print(f"  {name}: {_decisions(base)}")
 
 
 if __name__ == "__main__":
