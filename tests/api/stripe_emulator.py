@@ -58,7 +58,10 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) ->
 def localstripe_url() -> Iterator[str]:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "localstripe", "--port", str(port)],
+        # --from-scratch: localstripe otherwise loads /tmp/localstripe.pickle, a file every
+        # localstripe on the machine rewrites after each change (a concurrent run's half-written
+        # file makes it exit at start-up, and old objects would leak into this session).
+        [sys.executable, "-m", "localstripe", "--port", str(port), "--from-scratch"],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
