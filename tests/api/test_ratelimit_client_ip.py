@@ -1,4 +1,5 @@
-"""Which client IP a limit counts against (socket peer, or X-Forwarded-For via trusted proxies)."""
+"""Which client IP a limit counts against (socket peer, or X-Forwarded-For via trusted
+proxies), and which Redis the limiter talks to."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from typing import Any
 import pytest
 
 from api.ratelimit.client_ip import ClientIpResolver
+from api.ratelimit.resp import RedisAddress
 
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
 
@@ -49,3 +51,23 @@ def test_client_ip(peer: str | None, forwarded: tuple[str, ...], client: str) ->
 
 def test_without_trusted_proxies_the_header_is_never_read() -> None:
     assert ClientIpResolver()(_scope("10.0.0.1", "198.51.100.1")) == "10.0.0.1"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("redis://127.0.0.1:6379/0", RedisAddress("127.0.0.1", 6379, None, None, None, 0, False)),
+        ("redis://cache", RedisAddress("cache", 6379, None, None, None, 0, False)),
+        (
+            "rediss://app:s%40cret@cache.internal:6380/2",
+            RedisAddress("cache.internal", 6380, None, "app", "s@cret", 2, True),
+        ),
+        ("redis://:token@cache/1", RedisAddress("cache", 6379, None, None, "token", 1, False)),
+        (
+            "unix:///run/redis.sock?db=4",
+            RedisAddress(None, 6379, "/run/redis.sock", None, None, 4, False),
+        ),
+    ],
+)
+def test_redis_urls(url: str, expected: RedisAddress) -> None:
+    assert RedisAddress.parse(url) == expected

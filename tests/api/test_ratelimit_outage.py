@@ -204,8 +204,11 @@ def test_redis_decisions_under_uvloop(throwaway_redis: ThrowawayRedis) -> None:
     before = _fallbacks()
 
     async def decide_twelve() -> list[bool]:
+        # Database 3: the connection selects it before the first decision.
         backend = RedisBackend(
-            throwaway_redis.url, InProcessBackend(), clock_ms=lambda: int(time.time() * 1000)
+            throwaway_redis.url.removesuffix("/0") + "/3",
+            InProcessBackend(),
+            clock_ms=lambda: int(time.time() * 1000),
         )
         await backend.load_script()
         try:
@@ -216,4 +219,5 @@ def test_redis_decisions_under_uvloop(throwaway_redis: ThrowawayRedis) -> None:
 
     assert uvloop.run(decide_twelve()) == [True] * 10 + [False] * 2
     assert _fallbacks() == before
-    assert throwaway_redis.client().exists("uv:k") == 1
+    assert throwaway_redis.client().exists("uv:k") == 0
+    assert redis.Redis(port=throwaway_redis.port, db=3).exists("uv:k") == 1
