@@ -124,9 +124,7 @@ class AppHarness:
         return app
 
     @staticmethod
-    def client(
-        app: FastAPI, client_ip: str = "127.0.0.1", **kwargs: Any
-    ) -> httpx.AsyncClient:
+    def client(app: FastAPI, client_ip: str = "127.0.0.1", **kwargs: Any) -> httpx.AsyncClient:
         transport = httpx.ASGITransport(app=app, client=(client_ip, 50000))
         return httpx.AsyncClient(transport=transport, base_url="http://testserver", **kwargs)
 

@@ -7,9 +7,11 @@ keep the two runs apart. Both run concurrently.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -62,3 +64,24 @@ def one(plan: Plan, type_: str, name: str | None = None) -> PlannedResource:
     found = [r for r in of_type(plan, type_) if name is None or r.name == name]
     assert len(found) == 1, f"expected one {type_} {name or ''}, found {[r.name for r in found]}"
     return found[0]
+
+
+@pytest.fixture(autouse=True)
+def pulumi_event_loop() -> Iterator[None]:
+    """Pulumi's Output needs a current event loop even in synchronous code.
+
+    Earlier tests (Alembic migrations, `asyncio.run`) leave the main thread with none, so each
+    infra test gets its own loop, and the previous state is restored afterwards.
+    """
+    policy = asyncio.get_event_loop_policy()
+    try:
+        previous: asyncio.AbstractEventLoop | None = policy.get_event_loop()
+    except RuntimeError:
+        previous = None
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield
+    finally:
+        asyncio.set_event_loop(previous)
+        loop.close()
