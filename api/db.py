@@ -84,13 +84,19 @@ class Database:
             self._sessions = None
 
 
-def get_database(request: Request) -> Database:
+def database_of(request: Request) -> Database:
     database: Database = request.app.state.database
     return database
 
 
+# Dependencies are `async def` even when they await nothing: FastAPI runs plain `def`
+# dependencies in its thread pool, which costs more than the whole lookup.
+async def get_database(request: Request) -> Database:
+    return database_of(request)
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    async with get_database(request).sessions() as session:
+    async with database_of(request).sessions() as session:
         yield session
 
 

@@ -37,11 +37,11 @@ def keyring_for(app: FastAPI) -> KeyRing:
     return keys
 
 
-def get_keyring(request: Request) -> KeyRing:
+async def get_keyring(request: Request) -> KeyRing:
     return keyring_for(request.app)
 
 
-def get_app_settings(request: Request) -> Settings:
+async def get_app_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 

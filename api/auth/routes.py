@@ -56,7 +56,7 @@ def _pair(tokens: service.IssuedTokens) -> TokenPair:
     )
 
 
-def _no_store(response: Response) -> None:
+async def _no_store(response: Response) -> None:
     """Token responses must not be cached by browsers or proxies (RFC 6749 section 5.1)."""
     response.headers["Cache-Control"] = "no-store"
 

@@ -46,7 +46,7 @@ def runtime_for(app: FastAPI) -> PaymentsRuntime:
     return runtime
 
 
-def get_runtime(request: Request) -> PaymentsRuntime:
+async def get_runtime(request: Request) -> PaymentsRuntime:
     return runtime_for(request.app)
 
 
@@ -57,7 +57,7 @@ def not_configured() -> ProblemError:
     return ProblemError(503, "payments are not configured", slug="payments-not-configured")
 
 
-def get_gateway(runtime: RuntimeDep) -> StripeGateway:
+async def get_gateway(runtime: RuntimeDep) -> StripeGateway:
     if runtime.gateway is None:
         raise not_configured()
     return runtime.gateway
