@@ -63,9 +63,21 @@ def api_definitions(
     return [api, adot]
 
 
+# Every sidecar scrapes its own task at localhost:8000, so the scrape alone would give all tasks
+# the same `instance` and `job` and their series would collide in AMP (duplicate or out-of-order
+# samples, one task's counters overwriting another's). The ECS detector reads the task from
+# ECS_CONTAINER_METADATA_URI_V4 (set in every Fargate container); its task id replaces
+# `service.instance.id`, which the remote-write exporter turns into the `instance` label.
+# (aws.ecs.task.id: resourcedetection since collector-contrib v0.91; ADOT v0.40 builds on
+# a later one.) No resource_to_telemetry_conversion: the other detected attributes (cluster,
+# family, revision, AZ, log streams) go to `target_info` only instead of onto every series.
+TASK_ID_ATTRIBUTE = "aws.ecs.task.id"
+
+
 def adot_config(region: str, remote_write_url: str, stack: str) -> str:
-    """OpenTelemetry collector config: scrape the API's /metrics with the bearer token and
-    remote-write to AMP with SigV4 (the task role grants aps:RemoteWrite)."""
+    """OpenTelemetry collector config: scrape the API's /metrics with the bearer token, label
+    the series with this task's id (`instance`), and remote-write to AMP with SigV4 (the task
+    role grants aps:RemoteWrite)."""
     config = {
         "extensions": {"sigv4auth": {"region": region, "service": "aps"}},
         "receivers": {
@@ -86,6 +98,22 @@ def adot_config(region: str, remote_write_url: str, stack: str) -> str:
                 }
             }
         },
+        "processors": {
+            "resourcedetection/ecs": {
+                "detectors": ["ecs"],
+                "timeout": "5s",
+                "override": False,
+            },
+            "resource/instance": {
+                "attributes": [
+                    {
+                        "key": "service.instance.id",
+                        "from_attribute": TASK_ID_ATTRIBUTE,
+                        "action": "upsert",
+                    }
+                ]
+            },
+        },
         "exporters": {
             "prometheusremotewrite": {
                 "endpoint": remote_write_url,
@@ -95,7 +123,12 @@ def adot_config(region: str, remote_write_url: str, stack: str) -> str:
         "service": {
             "extensions": ["sigv4auth"],
             "pipelines": {
-                "metrics": {"receivers": ["prometheus"], "exporters": ["prometheusremotewrite"]}
+                "metrics": {
+                    "receivers": ["prometheus"],
+                    # Order matters: the task id must be detected before it is copied.
+                    "processors": ["resourcedetection/ecs", "resource/instance"],
+                    "exporters": ["prometheusremotewrite"],
+                }
             },
         },
     }

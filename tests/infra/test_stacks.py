@@ -179,6 +179,42 @@ def test_api_task_takes_secrets_by_reference_and_sidecar_scrapes_with_the_token(
     assert endpoint == prod.outputs["prometheusEndpoint"].rstrip("/") + "/api/v1/remote_write"
 
 
+def test_sidecar_labels_each_tasks_series_with_its_own_task_id(prod: Plan) -> None:
+    """Every sidecar scrapes localhost:8000: without a per-task label all tasks would send the
+    same `instance`/`job` and their series would collide in AMP."""
+    _, adot = json.loads(one(prod, TASK, "compute-api").props["containerDefinitions"])
+    collector = json.loads(
+        next(e["value"] for e in adot["environment"] if e["name"] == "AOT_CONFIG_CONTENT")
+    )
+    pipeline = collector["service"]["pipelines"]["metrics"]
+    processors = collector["processors"]
+    detectors = [
+        name for name in pipeline["processors"] if name.split("/")[0] == "resourcedetection"
+    ]
+    assert detectors, pipeline
+    assert "ecs" in processors[detectors[0]]["detectors"]
+    # `service.instance.id` becomes the remote-written `instance` label; it must come from the
+    # detected task id, after detection has run.
+    copies = [
+        (name, attribute)
+        for name in pipeline["processors"]
+        if name.split("/")[0] == "resource"
+        for attribute in processors[name]["attributes"]
+        if attribute["key"] == "service.instance.id"
+    ]
+    assert len(copies) == 1, copies
+    name, attribute = copies[0]
+    assert attribute == {
+        "key": "service.instance.id",
+        "from_attribute": "aws.ecs.task.id",
+        "action": "upsert",
+    }
+    assert pipeline["processors"].index(detectors[0]) < pipeline["processors"].index(name)
+    # The target is the same in every task, so it cannot be what tells them apart.
+    scrape = collector["receivers"]["prometheus"]["config"]["scrape_configs"][0]
+    assert scrape["static_configs"] == [{"targets": ["localhost:8000"]}]
+
+
 @pytest.mark.parametrize(
     ("stack", "role_name", "environment", "output"),
     [
