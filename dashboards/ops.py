@@ -61,8 +61,8 @@ def _flows() -> Row:
         [
             time_series(
                 "Time since the last success, by flow",
-                "backup and reconcile-payments run daily, dependency-scan daily, tech-debt "
-                "weekly (prefect.yaml).",
+                "backup runs daily, reconcile-payments hourly, dependency-scan daily, "
+                "tech-debt weekly (prefect.yaml).",
                 [
                     Query(
                         "time() - max by (flow) (ops_flow_last_success_timestamp_seconds)",
