@@ -8,12 +8,15 @@ runs the lifespan on every Lambda invocation.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
+from pydantic import TypeAdapter
 
 from api.errors import ProblemError
 from api.payments.prices import PriceCatalog, load_price_catalog
+from api.payments.schemas import PriceOut
 from api.payments.stripe_gateway import StripeGateway
 from api.settings import Settings
 
@@ -23,6 +26,14 @@ class PaymentsRuntime:
     catalog: PriceCatalog
     gateway: StripeGateway | None
     webhook_secrets: list[str] = field(repr=False)
+
+    @cached_property
+    def prices_json(self) -> bytes:
+        """The catalog as the JSON body of GET /v1/prices, rendered once: it never changes
+        while the process runs, and re-validating it per request halved that route's
+        throughput."""
+        adapter = TypeAdapter(list[PriceOut])
+        return adapter.dump_json([PriceOut.of(price) for price in self.catalog.all()])
 
 
 def _build_runtime(settings: Settings) -> PaymentsRuntime:

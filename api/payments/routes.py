@@ -7,7 +7,7 @@ import uuid
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from api.auth.dependencies import AdminUser, CurrentUser
 from api.db import DatabaseDep, SessionDep
@@ -55,8 +55,8 @@ _NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
 
 
 @prices_router.get("", response_model=list[PriceOut])
-async def list_prices(runtime: RuntimeDep) -> list[PriceOut]:
-    return [PriceOut.of(price) for price in runtime.catalog.all()]
+async def list_prices(runtime: RuntimeDep) -> Response:
+    return Response(runtime.prices_json, media_type="application/json")
 
 
 @payments_router.post(
