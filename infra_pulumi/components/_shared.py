@@ -33,6 +33,22 @@ def output_document(statements: pulumi.Input[Sequence[Any]]) -> pulumi.Output[st
     return pulumi.Output.from_input(statements).apply(lambda resolved: document(resolved))
 
 
+def read_secrets_document(
+    secret_arns: Sequence[pulumi.Input[str]], kms_key_arn: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """Read exactly these secrets, and decrypt them with the key they are encrypted with."""
+    return output_document(
+        [
+            {
+                "Effect": "Allow",
+                "Action": "secretsmanager:GetSecretValue",
+                "Resource": list(secret_arns),
+            },
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": kms_key_arn},
+        ]
+    )
+
+
 def service_trust(*services: str) -> str:
     return document(
         [

@@ -13,7 +13,13 @@ import pulumi_aws as aws
 
 from infra_pulumi.components import _containers as containers
 from infra_pulumi.components._certificates import alias_records, validated_certificate
-from infra_pulumi.components._shared import child, output_document, service_trust, tags
+from infra_pulumi.components._shared import (
+    child,
+    output_document,
+    read_secrets_document,
+    service_trust,
+    tags,
+)
 from infra_pulumi.components.api_containers import API_PORT, api_definitions
 from infra_pulumi.config import StackConfig
 
@@ -92,16 +98,7 @@ class Compute(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-execution-secrets",
             role=self.execution_role.name,
-            policy=output_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": "secretsmanager:GetSecretValue",
-                        "Resource": secret_resources,
-                    },
-                    {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": inputs.kms_key_arn},
-                ]
-            ),
+            policy=read_secrets_document(secret_resources, inputs.kms_key_arn),
             opts=child(self),
         )
         image = (
@@ -366,15 +363,8 @@ class Compute(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-lambda-secrets",
             role=role.name,
-            policy=output_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": "secretsmanager:GetSecretValue",
-                        "Resource": [*inputs.secret_arns.values(), inputs.database_secret_arn],
-                    },
-                    {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": inputs.kms_key_arn},
-                ]
+            policy=read_secrets_document(
+                [*inputs.secret_arns.values(), inputs.database_secret_arn], inputs.kms_key_arn
             ),
             opts=child(self),
         )

@@ -13,7 +13,13 @@ import pulumi_aws as aws
 
 from infra_pulumi.components import _containers as containers
 from infra_pulumi.components._certificates import alias_records, validated_certificate
-from infra_pulumi.components._shared import child, output_document, service_trust, tags
+from infra_pulumi.components._shared import (
+    child,
+    output_document,
+    read_secrets_document,
+    service_trust,
+    tags,
+)
 from infra_pulumi.components.database import DATABASE_NAME
 from infra_pulumi.config import StackConfig
 
@@ -134,15 +140,8 @@ class FlowsWorker(pulumi.ComponentResource):
         aws.iam.RolePolicy(
             f"{name}-flows-execution-secrets",
             role=execution.name,
-            policy=output_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": "secretsmanager:GetSecretValue",
-                        "Resource": [inputs.database_secret_arn, inputs.stripe_secret_arn],
-                    },
-                    {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": inputs.kms_key_arn},
-                ]
+            policy=read_secrets_document(
+                [inputs.database_secret_arn, inputs.stripe_secret_arn], inputs.kms_key_arn
             ),
             opts=child(self),
         )
