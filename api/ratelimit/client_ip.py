@@ -64,6 +64,18 @@ class ClientIpResolver:
                 return _key(forwarded)
         return self._peer_key(peer)
 
+    def address(self, scope: Scope) -> str | None:
+        """The client's own address (not its /64 rate-limit key), for session lists and logs."""
+        client = scope.get("client")
+        peer = client[0] if client else None
+        if not peer:
+            return None
+        if self._trusted and self._peer_is_trusted(peer):
+            forwarded = self._forwarded_client(scope)
+            if forwarded is not None:
+                return str(forwarded)
+        return str(peer)
+
     def _peer_key(self, peer: str) -> str:
         key = self._peer_keys.get(peer)
         if key is None:

@@ -67,6 +67,9 @@ class RateLimitMiddleware:
         if policy is None:
             await self.app(scope, receive, send)
             return
+        # Endpoints that record where a client came from (auth sessions) read this, so a
+        # session behind the load balancer shows the client, not the proxy.
+        scope.setdefault("state", {})["client_ip"] = bound.limiter.client_ip.address(scope)
         identity, receive = await self._identity(bound, policy, scope, receive)
         decision = await bound.limiter.decide(policy, identity)
         if not decision.allowed:

@@ -16,6 +16,7 @@ from tests.api.auth_helpers import (
     register_and_login,
     unique_email,
 )
+from tests.conftest import AppHarness, delete_all_rows, make_settings
 
 
 async def test_register_login_me_refresh_logout(client: httpx.AsyncClient) -> None:
@@ -297,3 +298,27 @@ async def test_logins_and_refreshes_are_counted(client: httpx.AsyncClient) -> No
     }
     for (name, result), increase in expected.items():
         assert _counter(after, name, result) - _counter(before, name, result) == increase
+
+
+async def test_sessions_record_the_client_behind_a_trusted_proxy(
+    app_harness: AppHarness, sqlite_url: str
+) -> None:
+    app = await app_harness.start(make_settings(sqlite_url, trusted_proxies="10.0.0.0/8"))
+    spoofed = {"X-Forwarded-For": "198.51.100.66"}
+    async with AppHarness.client(app, client_ip="10.0.0.5") as via_proxy:
+        user = await register_and_login(via_proxy)
+        await via_proxy.post(
+            "/v1/auth/login",
+            json={"email": user["email"], "password": user["password"]},
+            headers={"X-Forwarded-For": "203.0.113.7"},
+        )
+    async with AppHarness.client(app, client_ip="192.0.2.9") as direct:
+        await direct.post(
+            "/v1/auth/login",
+            json={"email": user["email"], "password": user["password"]},
+            headers=spoofed,
+        )
+        sessions = (await direct.get("/v1/auth/sessions", headers=user["headers"])).json()
+    # Newest first: a spoofed header from an untrusted peer is ignored; the proxy's is believed.
+    assert [session["ip"] for session in sessions] == ["192.0.2.9", "203.0.113.7", "10.0.0.5"]
+    delete_all_rows(sqlite_url)
