@@ -5,12 +5,14 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
+    RATE,
     Query,
     Row,
     Step,
     build_dashboard,
     label_variable,
     stat_panel,
+    summed_rate,
     time_series,
 )
 
@@ -19,13 +21,10 @@ ROUTE = 'route=~"$route"'
 SERVER_ERRORS = 'status=~"5.."'
 # The SLIs of dashboards/alerts/slo.yml: scrapes and probes are not user requests.
 USER_REQUESTS = 'route!~"/metrics|/healthz|/readyz"'
-RATE = "[$__rate_interval]"
 
 
 def _requests(matchers: str = "", by: str = "") -> str:
-    selector = ",".join(part for part in (ROUTE, matchers) if part)
-    inner = f"rate(http_requests_total{{{selector}}}{RATE})"
-    return f"sum by ({by}) ({inner})" if by else f"sum({inner})"
+    return summed_rate("http_requests_total", ROUTE, matchers, by=by)
 
 
 def _quantile(quantile: float, by: str) -> str:

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from dashboards.panels import Query, Row, Step, build_dashboard, stat_panel, time_series
+from dashboards.panels import RATE, Query, Row, Step, build_dashboard, stat_panel, time_series
 
 UID = "slipway-auth"
-RATE = "[$__rate_interval]"
 
 
 def _overview() -> Row:

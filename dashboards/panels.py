@@ -22,6 +22,8 @@ from grafana_foundation_sdk.models.dashboard import (
 
 DATASOURCE = DataSourceRef(type_val="prometheus", uid="${datasource}")
 FULL_WIDTH = 24
+# Grafana picks a window of at least four scrape intervals for every rate().
+RATE = "[$__rate_interval]"
 
 
 @dataclass(frozen=True)
@@ -36,6 +38,13 @@ class Step:
 
     value: float | None
     color: str
+
+
+def summed_rate(metric: str, *matchers: str, by: str = "") -> str:
+    """`sum [by (...)] (rate(metric{matchers}[$__rate_interval]))`, skipping empty matchers."""
+    selector = ",".join(matcher for matcher in matchers if matcher)
+    inner = f"rate({metric}{{{selector}}}{RATE})"
+    return f"sum by ({by}) ({inner})" if by else f"sum({inner})"
 
 
 def _targets(queries: list[Query]) -> list[prometheus.Dataquery]:

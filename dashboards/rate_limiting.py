@@ -5,25 +5,24 @@ from __future__ import annotations
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
 from dashboards.panels import (
+    RATE,
     Query,
     Row,
     Step,
     build_dashboard,
     label_variable,
     stat_panel,
+    summed_rate,
     time_series,
 )
 
 UID = "slipway-rate-limiting"
 POLICY = 'policy=~"$policy"'
 LIMITED = 'decision="limited"'
-RATE = "[$__rate_interval]"
 
 
 def _decisions(matchers: str = "", by: str = "") -> str:
-    selector = ",".join(part for part in (POLICY, matchers) if part)
-    inner = f"rate(ratelimit_decisions_total{{{selector}}}{RATE})"
-    return f"sum by ({by}) ({inner})" if by else f"sum({inner})"
+    return summed_rate("ratelimit_decisions_total", POLICY, matchers, by=by)
 
 
 def _overview() -> Row:
