@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from infra_pulumi.components import _containers as containers
 from infra_pulumi.components._certificates import alias_records, validated_certificate
 from infra_pulumi.components._shared import (
+    TLS_POLICY,
     child,
     output_document,
     read_secrets_document,
@@ -22,8 +23,6 @@ from infra_pulumi.components._shared import (
 )
 from infra_pulumi.components.api_containers import API_PORT, api_definitions
 from infra_pulumi.config import StackConfig
-
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 @dataclass(frozen=True)

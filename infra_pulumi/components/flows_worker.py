@@ -14,6 +14,7 @@ import pulumi_aws as aws
 from infra_pulumi.components import _containers as containers
 from infra_pulumi.components._certificates import alias_records, validated_certificate
 from infra_pulumi.components._shared import (
+    TLS_POLICY,
     child,
     output_document,
     read_secrets_document,
@@ -29,7 +30,6 @@ PREFECT_PORT = 4200
 PREFECT_DATABASE = "prefect"
 WORK_POOL = "slipway-process"  # prefect.yaml's work pool
 FLOWS_HOME = "/app"  # where the flows image keeps the repository (prefect.yaml: SLIPWAY_HOME)
-TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 
 @dataclass(frozen=True)

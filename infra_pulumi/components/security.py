@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -153,35 +154,28 @@ class SecurityGroups(pulumi.ComponentResource):
 
     def _ingress(self, group: aws.ec2.SecurityGroup, *rules: _Rule) -> None:
         for rule in rules:
-            aws.vpc.SecurityGroupIngressRule(
-                f"{self._name}-{self._roles[id(group)]}-in-{_slug(rule.description)}",
-                security_group_id=group.id,
-                description=rule.description,
-                ip_protocol="tcp",
-                from_port=rule.port,
-                to_port=rule.port,
-                referenced_security_group_id=rule.source_group.id if rule.source_group else None,
-                cidr_ipv4=rule.cidr_ipv4,
-                cidr_ipv6=rule.cidr_ipv6,
-                prefix_list_id=rule.prefix_list_id,
-                opts=child(self),
-            )
+            aws.vpc.SecurityGroupIngressRule(**self._rule_args(group, "in", rule))
 
     def _egress(self, group: aws.ec2.SecurityGroup, *rules: _Rule) -> None:
         for rule in rules:
-            aws.vpc.SecurityGroupEgressRule(
-                f"{self._name}-{self._roles[id(group)]}-out-{_slug(rule.description)}",
-                security_group_id=group.id,
-                description=rule.description,
-                ip_protocol="tcp",
-                from_port=rule.port,
-                to_port=rule.port,
-                referenced_security_group_id=rule.source_group.id if rule.source_group else None,
-                cidr_ipv4=rule.cidr_ipv4,
-                cidr_ipv6=rule.cidr_ipv6,
-                prefix_list_id=rule.prefix_list_id,
-                opts=child(self),
-            )
+            aws.vpc.SecurityGroupEgressRule(**self._rule_args(group, "out", rule))
+
+    def _rule_args(self, group: aws.ec2.SecurityGroup, direction: str, rule: _Rule) -> Any:
+        """One TCP port, one described peer: the same shape for ingress and egress rules."""
+        return {
+            "resource_name": f"{self._name}-{self._roles[id(group)]}-{direction}-"
+            f"{_slug(rule.description)}",
+            "security_group_id": group.id,
+            "description": rule.description,
+            "ip_protocol": "tcp",
+            "from_port": rule.port,
+            "to_port": rule.port,
+            "referenced_security_group_id": rule.source_group.id if rule.source_group else None,
+            "cidr_ipv4": rule.cidr_ipv4,
+            "cidr_ipv6": rule.cidr_ipv6,
+            "prefix_list_id": rule.prefix_list_id,
+            "opts": child(self),
+        }
 
 
 def _slug(text: str) -> str:
