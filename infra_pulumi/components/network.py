@@ -48,22 +48,7 @@ class Network(pulumi.ComponentResource):
         nat_ids: list[pulumi.Output[str]] = []
         for index, zone in enumerate(zones):
             suffix = zone[-1]
-            subnet = aws.ec2.Subnet(
-                f"{name}-public-{suffix}",
-                vpc_id=self.vpc.id,
-                cidr_block=public_cidrs[index],
-                availability_zone=zone,
-                # Nothing we run gets a public IP: only the NAT gateways and ALBs live here.
-                map_public_ip_on_launch=False,
-                tags=tags(config, f"public-{suffix}", Tier="public"),
-                opts=child(self),
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-public-{suffix}",
-                subnet_id=subnet.id,
-                route_table_id=public_routes.id,
-                opts=child(self),
-            )
+            subnet = self._subnet(name, config, "public", zone, public_cidrs[index], public_routes)
             public.append(subnet)
             # One NAT in staging (cheap, single point of failure accepted), one per AZ in prod.
             if config.nat_per_az or index == 0:
@@ -93,20 +78,8 @@ class Network(pulumi.ComponentResource):
                 opts=child(self),
             )
             route_tables.append(private_routes)
-            subnet = aws.ec2.Subnet(
-                f"{name}-private-{suffix}",
-                vpc_id=self.vpc.id,
-                cidr_block=private_cidrs[index],
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags=tags(config, f"private-{suffix}", Tier="private"),
-                opts=child(self),
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-private-{suffix}",
-                subnet_id=subnet.id,
-                route_table_id=private_routes.id,
-                opts=child(self),
+            subnet = self._subnet(
+                name, config, "private", zone, private_cidrs[index], private_routes
             )
             private.append(subnet)
 
@@ -119,21 +92,8 @@ class Network(pulumi.ComponentResource):
         )
         route_tables.append(isolated_routes)
         for index, zone in enumerate(zones):
-            suffix = zone[-1]
-            subnet = aws.ec2.Subnet(
-                f"{name}-isolated-{suffix}",
-                vpc_id=self.vpc.id,
-                cidr_block=isolated_cidrs[index],
-                availability_zone=zone,
-                map_public_ip_on_launch=False,
-                tags=tags(config, f"isolated-{suffix}", Tier="isolated"),
-                opts=child(self),
-            )
-            aws.ec2.RouteTableAssociation(
-                f"{name}-isolated-{suffix}",
-                subnet_id=subnet.id,
-                route_table_id=isolated_routes.id,
-                opts=child(self),
+            subnet = self._subnet(
+                name, config, "isolated", zone, isolated_cidrs[index], isolated_routes
             )
             isolated.append(subnet)
 
@@ -160,6 +120,36 @@ class Network(pulumi.ComponentResource):
                 "isolatedSubnetIds": self.isolated_subnet_ids,
             }
         )
+
+    def _subnet(
+        self,
+        name: str,
+        config: StackConfig,
+        tier: str,
+        zone: str,
+        cidr: str,
+        routes: aws.ec2.RouteTable,
+    ) -> aws.ec2.Subnet:
+        """A subnet of one tier in one zone, attached to its route table."""
+        suffix = zone[-1]
+        subnet = aws.ec2.Subnet(
+            f"{name}-{tier}-{suffix}",
+            vpc_id=self.vpc.id,
+            cidr_block=cidr,
+            availability_zone=zone,
+            # Nothing we run gets a public IP, not even in public subnets: only the NAT
+            # gateways and ALBs live there.
+            map_public_ip_on_launch=False,
+            tags=tags(config, f"{tier}-{suffix}", Tier=tier),
+            opts=child(self),
+        )
+        aws.ec2.RouteTableAssociation(
+            f"{name}-{tier}-{suffix}",
+            subnet_id=subnet.id,
+            route_table_id=routes.id,
+            opts=child(self),
+        )
+        return subnet
 
 
 def _tier_cidrs(vpc_cidr: str, zones: int) -> tuple[list[str], list[str], list[str]]:
