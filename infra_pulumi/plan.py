@@ -24,6 +24,7 @@ from typing import Any
 
 import pulumi
 import yaml
+from pulumi.runtime.mocks import MockMonitor
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -50,6 +51,8 @@ class PlannedResource:
     id: str
     props: dict[str, Any]
     parent: str = ""
+    # URNs this resource waits for (explicit depends_on and inputs), as the engine orders them.
+    dependencies: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -67,6 +70,22 @@ class Plan:
             Resource(STACK, f"slipway-{self.stack}", {"outputs": self.outputs}, stack_urn)
         )
         return resources
+
+    def by_urn(self, urn: str) -> PlannedResource:
+        return next(r for r in self.resources if r.urn == urn)
+
+    def depends_on(self, resource: PlannedResource, other: PlannedResource) -> bool:
+        """Whether the engine creates `other` before `resource` (transitively)."""
+        known = {r.urn: r for r in self.resources}
+        pending, seen = list(resource.dependencies), set[str]()
+        while pending:
+            urn = pending.pop()
+            if urn == other.urn:
+                return True
+            if urn not in seen and urn in known:
+                seen.add(urn)
+                pending.extend(known[urn].dependencies)
+        return False
 
     def violations(self) -> list[tuple[str, str]]:
         return all_violations(self.policy_resources(), StackFacts.from_stack_name(self.stack))
@@ -230,7 +249,8 @@ def run(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
 
     values = offline_config(stack, overrides)
     mocks = OfflineMocks(values.get("aws:region", "eu-west-1"))
-    pulumi.runtime.set_mocks(mocks, project="slipway", stack=stack, preview=False)
+    monitor = _RecordingMonitor(mocks)
+    pulumi.runtime.set_mocks(mocks, project="slipway", stack=stack, preview=False, monitor=monitor)
     secret_keys = [f"{NAMESPACE}:{key}" for key in SECRET_KEYS]
     pulumi.runtime.set_all_config(values, secret_keys)
 
@@ -247,7 +267,6 @@ def run(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
         _sync_await(resolve(build(from_pulumi())))
 
     _sync_await(run_pulumi_func(program))
-    monitor = pulumi.runtime.settings.SETTINGS.monitor
     urns = {
         (registration.urn.rsplit("::", 1)[-1], registration.id): registration.urn
         for registration in monitor.get_registered_resources().values()
@@ -263,7 +282,22 @@ def run(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
                 props=_plain(props),
             )
         )
+        urn = plan.resources[-1].urn
+        plan.resources[-1].dependencies = sorted(monitor.dependencies.get(urn, ()))
     return plan
+
+
+class _RecordingMonitor(MockMonitor):
+    """The mock monitor, also keeping each resource's dependencies (the engine's ordering)."""
+
+    def __init__(self, mocks: pulumi.runtime.Mocks) -> None:
+        super().__init__(mocks)
+        self.dependencies: dict[str, set[str]] = {}
+
+    def RegisterResource(self, request: Any) -> Any:  # the gRPC method this wraps
+        response = super().RegisterResource(request)  # type: ignore[no-untyped-call]
+        self.dependencies[response.urn] = set(request.dependencies)
+        return response
 
 
 SECRET_SIGNATURE = ("4dabf18193072939515e22adb298388d", "1b47061264138c4ac30d75fd1eb44270")

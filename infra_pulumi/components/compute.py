@@ -250,7 +250,7 @@ class Compute(pulumi.ComponentResource):
         certificate_arn = validated_certificate(
             self, f"{name}-origin-certificate", config, origin_domain
         )
-        aws.lb.Listener(
+        listener = aws.lb.Listener(
             f"{name}-api-https",
             load_balancer_arn=balancer.arn,
             port=443,
@@ -313,8 +313,9 @@ class Compute(pulumi.ComponentResource):
             health_check_grace_period_seconds=30,
             propagate_tags="SERVICE",
             tags=tags(config, "api-service"),
-            # Autoscaling owns the task count after creation.
-            opts=child(self, ignore_changes=["desiredCount"]),
+            # Autoscaling owns the task count after creation. ECS rejects a service whose
+            # target group has no load balancer yet: wait for the listener (and its certificate).
+            opts=child(self, ignore_changes=["desiredCount"], depends_on=[listener]),
         )
         scaling = aws.appautoscaling.Target(
             f"{name}-api-scaling",

@@ -152,8 +152,8 @@ class FlowsWorker(pulumi.ComponentResource):
             tags=tags(config, "namespace"),
             opts=child(self),
         )
-        target_group = self._ui_load_balancer(prefect_domain)
-        self._server_service(namespace, target_group, execution, prefect_domain)
+        target_group, listener = self._ui_load_balancer(prefect_domain)
+        self._server_service(namespace, target_group, listener, execution, prefect_domain)
         if config.image_tag:
             self._worker_service(namespace, execution)
         else:
@@ -172,7 +172,7 @@ class FlowsWorker(pulumi.ComponentResource):
             opts=child(self),
         )
 
-    def _ui_load_balancer(self, prefect_domain: str) -> aws.lb.TargetGroup:
+    def _ui_load_balancer(self, prefect_domain: str) -> tuple[aws.lb.TargetGroup, aws.lb.Listener]:
         name, config, inputs = self._name, self._config, self._inputs
         pool = aws.cognito.UserPool(
             f"{name}-users",
@@ -234,7 +234,7 @@ class FlowsWorker(pulumi.ComponentResource):
             opts=child(self),
         )
         certificate_arn = validated_certificate(self, f"{name}-certificate", config, prefect_domain)
-        aws.lb.Listener(
+        listener = aws.lb.Listener(
             f"{name}-ui-https",
             load_balancer_arn=balancer.arn,
             port=443,
@@ -259,7 +259,7 @@ class FlowsWorker(pulumi.ComponentResource):
         alias_records(
             self, f"{name}-ui", config, prefect_domain, balancer.dns_name, balancer.zone_id
         )
-        return target_group
+        return target_group, listener
 
     def _task(
         self,
@@ -290,6 +290,7 @@ class FlowsWorker(pulumi.ComponentResource):
         task: aws.ecs.TaskDefinition,
         service_connect: Any,
         load_balancers: Any = None,
+        after: Sequence[pulumi.Resource] = (),
     ) -> aws.ecs.Service:
         return aws.ecs.Service(
             f"{self._name}-{purpose}",
@@ -307,13 +308,15 @@ class FlowsWorker(pulumi.ComponentResource):
             service_connect_configuration=service_connect,
             deployment_circuit_breaker={"enable": True, "rollback": True},
             tags=tags(self._config, purpose),
-            opts=child(self),
+            # ECS rejects a service whose target group has no load balancer yet.
+            opts=child(self, depends_on=list(after)),
         )
 
     def _server_service(
         self,
         namespace: aws.servicediscovery.HttpNamespace,
         target_group: aws.lb.TargetGroup,
+        listener: aws.lb.Listener,
         execution: aws.iam.Role,
         prefect_domain: str,
     ) -> None:
@@ -410,6 +413,7 @@ class FlowsWorker(pulumi.ComponentResource):
                     "container_port": PREFECT_PORT,
                 }
             ],
+            after=[listener],
         )
 
     def _worker_service(
