@@ -33,6 +33,23 @@ SECRET_KEYS = (
     "redisAuthToken",
 )
 
+# Fargate task sizes: CPU units -> the memory sizes (MiB) Fargate accepts with them
+# (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html).
+FARGATE_SIZES: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4096 + 1, 1024)),
+    1024: tuple(range(2048, 8192 + 1, 1024)),
+    2048: tuple(range(4096, 16384 + 1, 1024)),
+    4096: tuple(range(8192, 30720 + 1, 1024)),
+    8192: tuple(range(16384, 61440 + 1, 4096)),
+    16384: tuple(range(32768, 122880 + 1, 8192)),
+}
+# CloudWatch Logs' retention periods (PutRetentionPolicy); 0 ("never expire") is not offered.
+LOG_RETENTION_DAYS: tuple[int, ...] = (
+    *(1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731),
+    *(1096, 1827, 2192, 2557, 2922, 3288, 3653),
+)
+
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9-]+\.)+[a-z]{2,}$")
@@ -214,6 +231,14 @@ class _Reader:
             raise ConfigError(f"{self.key(name)} must be between {minimum} and {maximum}")
         return number
 
+    def one_of(self, name: str, default: int, allowed: tuple[int, ...]) -> int:
+        """An integer from a fixed set; the error lists the set."""
+        number = self.integer(name, default, -(2**31), 2**31)
+        if number not in allowed:
+            valid = ", ".join(str(value) for value in allowed)
+            raise ConfigError(f"{self.key(name)} must be one of {valid} (got {number})")
+        return number
+
     def boolean(self, name: str, default: bool) -> bool:
         value = self.raw(name)
         if value is None:
@@ -300,6 +325,9 @@ def load_stack_config(
     if backup_days < floor:
         raise ConfigError(f"{read.key('dbBackupRetentionDays')} must be at least {floor}")
 
+    api_cpu = read.one_of("apiCpu", defaults.api_cpu, tuple(FARGATE_SIZES))
+    api_memory = read.one_of("apiMemoryMb", defaults.api_memory_mb, FARGATE_SIZES[api_cpu])
+
     secrets: dict[str, pulumi.Output[str]] = {}
     for name in SECRET_KEYS:
         value = get_secret(name)
@@ -332,13 +360,15 @@ def load_stack_config(
         ),
         cache_node_type=read.string("cacheNodeType", defaults.cache_node_type),
         cache_replicas=read.integer("cacheReplicas", defaults.cache_replicas, 0, 5),
-        api_cpu=read.integer("apiCpu", defaults.api_cpu, 256, 16384),
-        api_memory_mb=read.integer("apiMemoryMb", defaults.api_memory_mb, 512, 122880),
+        api_cpu=api_cpu,
+        api_memory_mb=api_memory,
         api_min_tasks=min_tasks,
         api_max_tasks=max_tasks,
         api_target_cpu_percent=read.integer("apiTargetCpuPercent", 60, 10, 90),
         lambda_memory_mb=read.integer("lambdaMemoryMb", defaults.lambda_memory_mb, 128, 10240),
-        log_retention_days=read.integer("logRetentionDays", defaults.log_retention_days, 1, 3653),
+        log_retention_days=read.one_of(
+            "logRetentionDays", defaults.log_retention_days, LOG_RETENTION_DAYS
+        ),
         backup_retention_days=read.integer("backupObjectRetentionDays", 35, 1, 3650),
         waf_enabled=read.boolean("wafEnabled", defaults.waf_enabled),
         waf_rate_limit_per_5min=read.integer("wafRateLimitPer5Min", 2000, 100, 2_000_000),

@@ -110,3 +110,33 @@ def test_committed_stack_files_hold_no_secrets_and_only_known_keys(stack: str) -
     raw = {k.split(":", 1)[1]: v for k, v in values.items() if k.startswith("slipway:")}
     config = load(stack, raw, keys=tuple(values))
     assert config.stack == stack
+
+
+@pytest.mark.parametrize(
+    ("values", "key", "valid"),
+    [
+        # 256 CPU units take 512-2048 MiB; 3072 is a valid memory size, but not for 256.
+        ({"apiCpu": "256", "apiMemoryMb": "3072"}, "slipway:apiMemoryMb", "512, 1024, 2048"),
+        ({"apiCpu": "300", "apiMemoryMb": "1024"}, "slipway:apiCpu", "256, 512, 1024"),
+        ({"apiCpu": "1024", "apiMemoryMb": "1500"}, "slipway:apiMemoryMb", "2048, 3072"),
+        ({"logRetentionDays": "10"}, "slipway:logRetentionDays", "7, 14, 30"),
+        ({"logRetentionDays": "100"}, "slipway:logRetentionDays", "90, 120"),
+    ],
+)
+def test_fargate_sizes_and_log_retention_are_checked_at_load(
+    values: dict[str, str], key: str, valid: str
+) -> None:
+    """Fargate and CloudWatch accept only certain values: say which at load, not at `up`."""
+    with pytest.raises(ConfigError) as raised:
+        load("staging", values)
+    message = str(raised.value)
+    assert message.startswith(key)
+    assert valid in message
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory"), [("256", "512"), ("512", "4096"), ("4096", "30720"), ("16384", "122880")]
+)
+def test_valid_fargate_sizes_load(cpu: str, memory: str) -> None:
+    config = load("prod", {"apiCpu": cpu, "apiMemoryMb": memory, "logRetentionDays": "3653"})
+    assert (config.api_cpu, config.api_memory_mb) == (int(cpu), int(memory))
