@@ -22,6 +22,11 @@ CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
 API_PATHS = ("/v1/*", "/.well-known/*", "/healthz", "/readyz", "/docs", "/openapi.json")
 STATIC_ORIGIN = "static"
 API_ORIGIN = "api"
+# Stripe's events can exceed the 8 KB that the common rule set's SizeRestrictions_BODY allows;
+# the app caps bodies at 1 MiB and verifies signatures on these paths itself.
+WEBHOOK_PATH_PREFIX = "/v1/webhooks/"
+BODY_SIZE_RULE = "SizeRestrictions_BODY"
+BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 
 
 class Cdn(pulumi.ComponentResource):
@@ -149,14 +154,48 @@ class Cdn(pulumi.ComponentResource):
         )
 
     def _web_acl(self, name: str, config: StackConfig) -> aws.wafv2.WebAcl:
-        def managed(rule: str, priority: int) -> dict[str, Any]:
+        def managed(rule: str, priority: int, count_only: tuple[str, ...] = ()) -> dict[str, Any]:
+            group: dict[str, Any] = {"vendor_name": "AWS", "name": rule}
+            if count_only:
+                # Counted rules still label the request; a rule of ours decides on the label.
+                group["rule_action_overrides"] = [
+                    {"name": name, "action_to_use": {"count": {}}} for name in count_only
+                ]
             return {
                 "name": rule,
                 "priority": priority,
                 "override_action": {"none": {}},
-                "statement": {"managed_rule_group_statement": {"vendor_name": "AWS", "name": rule}},
+                "statement": {"managed_rule_group_statement": group},
                 "visibility_config": _visibility(rule),
             }
+
+        # SizeRestrictions_BODY, except on the webhook paths: AWS's documented pattern of
+        # counting the managed rule and blocking on its label with a scope of our own.
+        large_bodies = {
+            "name": "large-body-outside-webhooks",
+            "priority": 2,
+            "action": {"block": {}},
+            "statement": {
+                "and_statement": {
+                    "statements": [
+                        {"label_match_statement": {"scope": "LABEL", "key": BODY_SIZE_LABEL}},
+                        {
+                            "not_statement": {
+                                "statement": {
+                                    "byte_match_statement": {
+                                        "field_to_match": {"uri_path": {}},
+                                        "positional_constraint": "STARTS_WITH",
+                                        "search_string": WEBHOOK_PATH_PREFIX,
+                                        "text_transformations": [{"priority": 0, "type": "NONE"}],
+                                    }
+                                }
+                            }
+                        },
+                    ]
+                }
+            },
+            "visibility_config": _visibility("large-body-outside-webhooks"),
+        }
 
         settings: dict[str, Any] = {
             "name": f"{config.name_prefix}-edge",
@@ -166,11 +205,12 @@ class Cdn(pulumi.ComponentResource):
             "default_action": {"allow": {}},
             "rules": [
                 managed("AWSManagedRulesAmazonIpReputationList", 0),
-                managed("AWSManagedRulesCommonRuleSet", 1),
-                managed("AWSManagedRulesKnownBadInputsRuleSet", 2),
+                managed("AWSManagedRulesCommonRuleSet", 1, count_only=(BODY_SIZE_RULE,)),
+                large_bodies,
+                managed("AWSManagedRulesKnownBadInputsRuleSet", 3),
                 {
                     "name": "rate-per-ip",
-                    "priority": 3,
+                    "priority": 4,
                     "action": {"block": {}},
                     "statement": {
                         "rate_based_statement": {
