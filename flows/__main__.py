@@ -10,15 +10,13 @@ deployments of prefect.yaml (what `make flows` runs).
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
-from flows.reports import DEFAULT_REPORTS_DIR, FlowOutcome, failure_outcome
-
-REPORTS_DIR_ENV = "FLOWS_REPORTS_DIR"
+from flows.reports import FlowOutcome, failure_outcome
+from flows.settings import flows_settings
 
 
 def _iso_datetime(text: str) -> datetime:
@@ -46,8 +44,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--reports-dir",
         type=Path,
-        default=Path(os.environ.get(REPORTS_DIR_ENV, DEFAULT_REPORTS_DIR)),
-        help=f"where reports are written (default ${REPORTS_DIR_ENV} or {DEFAULT_REPORTS_DIR})",
+        default=flows_settings().reports_dir,
+        help="where reports are written (default $FLOWS_REPORTS_DIR or .data/reports); "
+        "FLOWS_REPORTS_BUCKET also keeps them in S3 under reports/<flow>/",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="<name>")
 
@@ -166,8 +165,7 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], FlowOutcome]] = {
 
 
 def run_flow(args: argparse.Namespace) -> int:
-    from flows.prefect_support import publish_artifacts
-    from flows.recording import record_outcome
+    from flows.prefect_support import complete_run
 
     started_at = datetime.now(UTC)
     try:
@@ -177,8 +175,9 @@ def run_flow(args: argparse.Namespace) -> int:
         print(f"error: {outcome.summary}", file=sys.stderr)
     else:
         print(outcome.summary)
-    publish_artifacts(outcome)
-    record_outcome(outcome, started_at)
+    outcome = complete_run(outcome, started_at)
+    if outcome.report_url:
+        print(f"report: {outcome.report_url}")
     print(outcome.report_path)
     return outcome.exit_code
 

@@ -1,4 +1,5 @@
-"""What every Prefect flow does at the end: artifacts in the UI, the metrics row, the verdict.
+"""What every flow run does at the end: keep the report, artifacts in the UI, the metrics row,
+the verdict.
 
 Prefect is imported only when a flow is actually running under it, so the CLI (and its tests)
 never pay Prefect's import and temporary-server cost.
@@ -13,7 +14,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from flows.recording import record_outcome
+from flows.report_store import browser_link, keep_report
 from flows.reports import FlowOutcome, failure_outcome
+from flows.s3 import StorageError
 
 
 class FlowRunFailed(RuntimeError):
@@ -30,28 +33,54 @@ def running_under_prefect() -> bool:
 
 
 def publish_artifacts(outcome: FlowOutcome) -> bool:
-    """Markdown and table artifacts for the run, when inside a Prefect flow run."""
+    """Markdown, table and report-link artifacts for the run, when inside a Prefect flow run."""
     if not running_under_prefect():
         return False
-    from prefect.artifacts import create_markdown_artifact, create_table_artifact
+    from prefect.artifacts import (
+        create_link_artifact,
+        create_markdown_artifact,
+        create_table_artifact,
+    )
 
     key = f"{outcome.flow}-report"
     create_markdown_artifact(
         outcome.markdown or f"# {outcome.flow}\n\n{outcome.summary}\n",
         key=key,
-        description=f"{outcome.summary} (JSON: {outcome.report_path})",
+        description=f"{outcome.summary} (JSON: {outcome.report_url or outcome.report_path})",
     )
     if outcome.table:
         create_table_artifact(
             outcome.table, key=f"{outcome.flow}-table", description=outcome.summary
         )
+    if outcome.report_url:
+        create_link_artifact(
+            browser_link(outcome.report_url),
+            link_text=outcome.report_url,
+            key=f"{outcome.flow}-report-link",
+            description="this run's JSON report, kept in S3",
+        )
     return True
 
 
-def finish_prefect_run(outcome: FlowOutcome, started_at: datetime) -> str:
-    """Publish, record, print the report path last; raise when the run should show as failed."""
+def complete_run(outcome: FlowOutcome, started_at: datetime) -> FlowOutcome:
+    """Keep the report (trend, S3), publish the artifacts, record the run; returns the outcome
+    as kept. A report that cannot be kept turns the run into a failure: its history is lost."""
+    try:
+        outcome = keep_report(outcome)
+    except StorageError as exc:
+        kept_locally = outcome.report_path
+        outcome = failure_outcome(outcome.flow, exc, kept_locally.parent.parent.parent)
+        print(f"error: {outcome.summary} (local report: {kept_locally})", file=sys.stderr)
     publish_artifacts(outcome)
     record_outcome(outcome, started_at)
+    return outcome
+
+
+def finish_prefect_run(outcome: FlowOutcome, started_at: datetime) -> str:
+    """Complete the run, print the report path last; raise when the run should show as failed."""
+    outcome = complete_run(outcome, started_at)
+    if outcome.report_url:
+        print(f"report: {outcome.report_url}")
     print(outcome.report_path)
     if not outcome.succeeded or outcome.exit_code != 0:
         raise FlowRunFailed(f"{outcome.flow}: {outcome.summary} (report: {outcome.report_path})")
@@ -68,7 +97,5 @@ def failures_recorded(flow: str, reports_dir: Path) -> Iterator[datetime]:
     except FlowRunFailed:
         raise  # already reported and recorded by finish_prefect_run
     except Exception as exc:
-        outcome = failure_outcome(flow, exc, reports_dir)
-        publish_artifacts(outcome)
-        record_outcome(outcome, started_at)
+        complete_run(failure_outcome(flow, exc, reports_dir), started_at)
         raise

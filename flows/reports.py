@@ -34,6 +34,8 @@ class FlowOutcome:
     measurements: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
     markdown: str = ""
     table: list[dict[str, Any]] = field(default_factory=list)
+    # Where the report was kept beyond the local disk (s3://...), when it was.
+    report_url: str | None = None
 
 
 def new_report_dir(reports_dir: Path, flow: str, now: datetime | None = None) -> Path:

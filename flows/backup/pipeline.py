@@ -29,8 +29,8 @@ from flows.backup.postgres import (
     take_inventory,
     tool_version,
 )
-from flows.backup.s3 import StoredObject, download, put_bytes, s3_client, upload_stream
 from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, write_json
+from flows.s3 import StoredObject, download, put_bytes, s3_client, upload_stream
 
 FLOW_NAME = "backup"
 MANIFEST_VERSION = 1

@@ -9,13 +9,13 @@ Tornhill's Your Code as a Crime Scene).
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, previous_reports, write_json
+from flows.report_store import previous_report_documents
+from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, write_json
 from flows.tech_debt.analysis import (
     Churn,
     Complexity,
@@ -99,12 +99,8 @@ def analyse(repo: Path, since_days: int) -> dict[str, Any]:
 
 
 def previous_report(reports_dir: Path, repo: str) -> dict[str, Any] | None:
-    """The latest stored report for the same repository, if any."""
-    for path in previous_reports(reports_dir, FLOW_NAME):
-        try:
-            report: dict[str, Any] = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+    """The latest kept report (bucket or reports directory) for the same repository, if any."""
+    for report in previous_report_documents(reports_dir, FLOW_NAME):
         if report.get("repo") == repo and "summary" in report:
             return report
     return None

@@ -1,7 +1,11 @@
-"""S3 side of the backup: a multipart upload fed from a stream, hashed on the way through.
+"""S3 for the flows: backups (a multipart upload fed from a stream, hashed on the way through),
+restores (listing and downloading them) and reports.
 
 The dump never touches the local disk on the way up: pg_dump's stdout is cut into parts and
 uploaded as it is produced, so a backup needs memory for one part, not the whole database.
+
+Clients are plain boto3 ones, so boto3's standard variables choose the endpoint
+(`AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_S3`): a local S3 works without any flow option.
 """
 
 from __future__ import annotations
@@ -117,13 +121,20 @@ def upload_stream(
     )
 
 
-def put_bytes(client: Any, bucket: str, key: str, body: bytes, kms_key_id: str | None) -> None:
+def put_bytes(
+    client: Any,
+    bucket: str,
+    key: str,
+    body: bytes,
+    kms_key_id: str | None,
+    content_type: str = "application/json",
+) -> None:
     try:
         client.put_object(
             Bucket=bucket,
             Key=key,
             Body=body,
-            ContentType="application/json",
+            ContentType=content_type,
             **_encryption_arguments(kms_key_id),
         )
     except (BotoCoreError, ClientError) as exc:
@@ -144,3 +155,29 @@ def download(client: Any, bucket: str, key: str, destination: Path) -> tuple[int
     except (BotoCoreError, ClientError) as exc:
         raise _storage_error("GetObject", exc) from exc
     return total, digest.hexdigest()
+
+
+def get_bytes(client: Any, bucket: str, key: str, max_bytes: int) -> bytes:
+    """A small object (a manifest, a report) read whole; larger than `max_bytes` is an error."""
+    try:
+        response = client.get_object(Bucket=bucket, Key=key)
+        if int(response.get("ContentLength", 0)) > max_bytes:
+            raise StorageError(f"s3://{bucket}/{key} is larger than {max_bytes} bytes")
+        body: bytes = response["Body"].read(max_bytes + 1)
+    except (BotoCoreError, ClientError) as exc:
+        raise _storage_error("GetObject", exc) from exc
+    return body
+
+
+def child_prefixes(client: Any, bucket: str, prefix: str) -> list[str]:
+    """The "folders" directly under `prefix` (which ends with "/"), sorted as text."""
+    found: list[str] = []
+    try:
+        pages = client.get_paginator("list_objects_v2").paginate(
+            Bucket=bucket, Prefix=prefix, Delimiter="/"
+        )
+        for page in pages:
+            found += [entry["Prefix"] for entry in page.get("CommonPrefixes", [])]
+    except (BotoCoreError, ClientError) as exc:
+        raise _storage_error("ListObjectsV2", exc) from exc
+    return sorted(found)
