@@ -61,6 +61,9 @@ class Settings(BaseSettings):
     prices_file: Path | None = None
     rate_limits_file: Path | None = None
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
+    # The value CloudFront sends as `X-Origin-Verify`; only requests carrying it may name the
+    # viewer's address (`CloudFront-Viewer-Address`).
+    origin_verify_secret: SecretStr | None = None
 
     metrics_token: SecretStr | None = None
     bootstrap_admin_email: str | None = None
@@ -113,6 +116,17 @@ class Settings(BaseSettings):
             except ValueError as exc:
                 raise ValueError(f"TRUSTED_PROXIES: {exc}") from None
         return items
+
+    @field_validator("origin_verify_secret")
+    @classmethod
+    def _origin_verify_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        if len(value.get_secret_value()) < MIN_SECRET_TOKEN_LENGTH:
+            raise ValueError(
+                f"ORIGIN_VERIFY_SECRET must have at least {MIN_SECRET_TOKEN_LENGTH} characters"
+            )
+        return value
 
     @field_validator("stripe_webhook_secrets")
     @classmethod

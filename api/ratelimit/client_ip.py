@@ -5,12 +5,18 @@ is read from the right, skipping trusted proxies, and the first address that is 
 the client. Everything left of it was written by the client and can be forged, so a spoofed
 header from an untrusted peer, or spoofed entries in front of a real proxy's, change nothing.
 
+Behind CloudFront, the viewer's own address arrives in `CloudFront-Viewer-Address`
+("ip:port", IPv6 without brackets). It is believed only when the request also carries the
+origin secret CloudFront adds (`X-Origin-Verify`, compared in constant time), whoever the peer
+is: the secret, not the network path, proves the request came through our distribution.
+
 IPv6 clients are keyed by their /64: one host usually holds a whole /64 and could otherwise
 rotate through addresses to escape its limit.
 """
 
 from __future__ import annotations
 
+import hmac
 import ipaddress
 from collections.abc import Sequence
 
@@ -20,6 +26,8 @@ IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 UNKNOWN_CLIENT = "unknown"
+_ORIGIN_VERIFY = b"x-origin-verify"
+_VIEWER_ADDRESS = b"cloudfront-viewer-address"
 _CACHE_LIMIT = 4096
 
 
@@ -33,9 +41,24 @@ def _parse(text: str) -> IPAddress | None:
         address = ipaddress.ip_address(text)
     except ValueError:
         return None
+    return _unmapped(address)
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _viewer(value: bytes) -> IPAddress | None:
+    """`CloudFront-Viewer-Address`: "198.51.100.7:5678" or "2001:db8::7:5678"."""
+    host, separator, port = value.decode("latin-1").strip().rpartition(":")
+    if not separator or not port.isdigit():
+        return None
+    try:
+        return _unmapped(ipaddress.ip_address(host))
+    except ValueError:
+        return None
 
 
 def _key(address: IPAddress) -> str:
@@ -45,8 +68,11 @@ def _key(address: IPAddress) -> str:
 
 
 class ClientIpResolver:
-    def __init__(self, trusted_proxies: Sequence[IPNetwork] = ()) -> None:
+    def __init__(
+        self, trusted_proxies: Sequence[IPNetwork] = (), origin_verify_secret: str | None = None
+    ) -> None:
         self._trusted = tuple(trusted_proxies)
+        self._origin_secret = origin_verify_secret.encode() if origin_verify_secret else None
         self._peer_keys: dict[str, str] = {}
         self._peer_trusted: dict[str, bool] = {}
 
@@ -58,6 +84,9 @@ class ClientIpResolver:
         peer = client[0] if client else None
         if not peer:
             return UNKNOWN_CLIENT
+        viewer = self._verified_viewer(scope)
+        if viewer is not None:
+            return _key(viewer)
         if self._trusted and self._peer_is_trusted(peer):
             forwarded = self._forwarded_client(scope)
             if forwarded is not None:
@@ -70,11 +99,27 @@ class ClientIpResolver:
         peer = client[0] if client else None
         if not peer:
             return None
+        viewer = self._verified_viewer(scope)
+        if viewer is not None:
+            return str(viewer)
         if self._trusted and self._peer_is_trusted(peer):
             forwarded = self._forwarded_client(scope)
             if forwarded is not None:
                 return str(forwarded)
         return str(peer)
+
+    def _verified_viewer(self, scope: Scope) -> IPAddress | None:
+        """The viewer CloudFront names, when the request proves it came through CloudFront:
+        exactly one origin secret header, matching, and exactly one viewer address."""
+        if self._origin_secret is None:
+            return None
+        secrets = [value for name, value in scope["headers"] if name == _ORIGIN_VERIFY]
+        viewers = [value for name, value in scope["headers"] if name == _VIEWER_ADDRESS]
+        if len(secrets) != 1 or len(viewers) != 1:
+            return None
+        if not hmac.compare_digest(secrets[0], self._origin_secret):
+            return None
+        return _viewer(viewers[0])
 
     def _peer_key(self, peer: str) -> str:
         key = self._peer_keys.get(peer)

@@ -34,13 +34,14 @@ class RateLimiter:
         *,
         redis_url: str | None = None,
         trusted_proxies: Sequence[IPNetwork] = (),
+        origin_verify_secret: str | None = None,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         clock: Callable[[], float] = time.time,
         redis_timeout: float = DEFAULT_TIMEOUT_SECONDS,
         redis_cooldown: float = DEFAULT_COOLDOWN_SECONDS,
     ) -> None:
         self.policies = policies
-        self.client_ip = ClientIpResolver(trusted_proxies)
+        self.client_ip = ClientIpResolver(trusted_proxies, origin_verify_secret)
         self.clock = clock
         self._key_prefix = key_prefix
         self._local = InProcessBackend()
@@ -70,6 +71,11 @@ class RateLimiter:
             load_policy_set(settings.rate_limits_file),
             redis_url=settings.redis_url,
             trusted_proxies=settings.trusted_proxies,
+            origin_verify_secret=(
+                settings.origin_verify_secret.get_secret_value()
+                if settings.origin_verify_secret
+                else None
+            ),
             **overrides,  # type: ignore[arg-type]
         )
 

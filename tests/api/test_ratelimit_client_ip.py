@@ -49,6 +49,41 @@ def test_client_ip(peer: str | None, forwarded: tuple[str, ...], client: str) ->
     assert ClientIpResolver(TRUSTED)(_scope(peer, *forwarded)) == client
 
 
+SECRET = "x" * 40
+
+
+@pytest.mark.parametrize(
+    ("viewer", "client"),
+    [
+        ("198.51.100.7:5678", "198.51.100.7"),
+        ("2001:db8::7:443", "2001:db8::/64"),  # IPv6 without brackets, port after the last colon
+        ("::ffff:198.51.100.7:443", "198.51.100.7"),
+        # Malformed values name nobody: the usual rules apply (the edge, via the trusted ALB).
+        ("198.51.100.7", "130.176.0.5"),
+        ("[2001:db8::7]:443", "130.176.0.5"),
+        ("not-an-ip:443", "130.176.0.5"),
+        ("", "130.176.0.5"),
+    ],
+)
+def test_cloudfront_viewer_address_with_the_origin_secret(viewer: str, client: str) -> None:
+    scope = _scope("10.0.0.1", "203.0.113.1, 130.176.0.5")
+    scope["headers"] += [
+        (b"x-origin-verify", SECRET.encode()),
+        (b"cloudfront-viewer-address", viewer.encode()),
+    ]
+    assert ClientIpResolver(TRUSTED, SECRET)(scope) == client
+
+
+def test_a_repeated_origin_secret_or_viewer_header_is_not_believed() -> None:
+    scope = _scope("130.176.0.5")
+    scope["headers"] += [
+        (b"x-origin-verify", SECRET.encode()),
+        (b"cloudfront-viewer-address", b"198.51.100.7:1"),
+        (b"cloudfront-viewer-address", b"198.51.100.8:1"),
+    ]
+    assert ClientIpResolver((), SECRET)(scope) == "130.176.0.5"
+
+
 def test_without_trusted_proxies_the_header_is_never_read() -> None:
     assert ClientIpResolver()(_scope("10.0.0.1", "198.51.100.1")) == "10.0.0.1"
 
