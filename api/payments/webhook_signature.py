@@ -7,7 +7,6 @@ timestamps older than the tolerance, which bounds how long a captured delivery c
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -15,6 +14,8 @@ from typing import Annotated, Any
 
 import stripe
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from api.json_body import parse_json
 
 SIGNATURE_TOLERANCE_SECONDS = 300
 STRIPE_ID_PATTERN = r"^[A-Za-z0-9_]{1,255}$"
@@ -74,9 +75,9 @@ def parse_event(payload: bytes) -> StripeEventPayload:
     """The envelope of a verified delivery; the object itself is checked by its handler."""
     try:
         raw = payload.decode("utf-8")
-        envelope = _EventEnvelope.model_validate(json.loads(raw))
+        envelope = _EventEnvelope.model_validate(parse_json(raw))
     except (ValueError, ValidationError) as exc:
-        # ValidationError is a ValueError; json and UTF-8 errors are too.
+        # ValidationError is a ValueError; JSON (nesting included) and UTF-8 errors are too.
         raise MalformedEventError("the body is not a Stripe event") from exc
     return StripeEventPayload(
         id=envelope.id,

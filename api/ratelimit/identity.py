@@ -10,19 +10,24 @@ until they expire: the signature check then costs once per token, not once per r
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from collections.abc import Callable
-from urllib.parse import parse_qs
 
 from fastapi import FastAPI
+from starlette.datastructures import UploadFile
+from starlette.formparsers import MultiPartException
+from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
+
+from api.auth.emails import InvalidEmailError, normalise_email
+from api.json_body import parse_json
 
 logger = logging.getLogger("api.ratelimit")
 
 _TOKEN_CACHE_LIMIT = 10_000
 # A login body is tiny; the request context middleware already refuses more than 1 MiB.
 _MAX_FIELD_LENGTH = 512
+_FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
 UserVerifier = Callable[[str], tuple[str, int] | None]
 
@@ -110,38 +115,67 @@ async def read_body(receive: Receive) -> tuple[bytes, Receive]:
     return b"".join(chunks), replay
 
 
-def body_field(scope: Scope, body: bytes, fields: tuple[str, ...]) -> str:
-    """A digest of the first of `fields` in a JSON or form body ('' when absent).
+class AmbiguousIdentityError(ValueError):
+    """The body names the identity more than once, so the limiter and the endpoint could
+    disagree on whom the request is about: it is refused instead."""
 
-    Normalised (trimmed, lower-case) so that `Alice@x` and `alice@x ` share one limit, and
-    hashed so that no email address is stored in Redis.
+    def __init__(self, field: str) -> None:
+        super().__init__(f"{field} appears more than once")
+        self.field = field
+
+
+async def body_field(scope: Scope, body: bytes, fields: tuple[str, ...]) -> str:
+    """A digest of the identity in the first of `fields` of a JSON or form body ('' if absent).
+
+    The body is parsed by the same code as the endpoint's (Starlette's form parser, JSON), and
+    the value goes through the very function login uses (`normalise_email`: NFC, IDNA,
+    case), so every spelling of one account shares one limit; values that are no address at
+    all reach no account and are only trimmed and lower-cased. Hashed so that no email
+    address is stored in Redis. Raises AmbiguousIdentityError when the body holds more than
+    one of `fields`, or one of them twice.
     """
-    value = _first_field(_content_type(scope), body, fields)
+    value = await _identity_field(scope, body, fields)
     if not value:
         return ""
-    normalised = value.strip().lower()[:_MAX_FIELD_LENGTH]
+    try:
+        normalised = normalise_email(value)
+    except InvalidEmailError:
+        normalised = value.strip().lower()[:_MAX_FIELD_LENGTH]
     return hashlib.blake2b(normalised.encode(), digest_size=12).hexdigest()
 
 
-def _first_field(content_type: str, body: bytes, fields: tuple[str, ...]) -> str | None:
+async def _identity_field(scope: Scope, body: bytes, fields: tuple[str, ...]) -> str | None:
     if not body:
         return None
-    if content_type == "application/x-www-form-urlencoded":
+    if _content_type(scope) in _FORM_CONTENT_TYPES:
         try:
-            form = parse_qs(body.decode("utf-8"), max_num_fields=64)
-        except (UnicodeDecodeError, ValueError):
+            items = await _form_items(scope, body)
+        except (MultiPartException, UnicodeDecodeError, ValueError):
+            return None  # the endpoint refuses the body itself
+        values = [(name, value) for name, value in items if name in fields]
+    else:
+        try:
+            document = parse_json(body)
+        except ValueError:  # the endpoint answers 4xx itself
             return None
-        for name in fields:
-            if form.get(name):
-                return form[name][0]
+        if not isinstance(document, dict):
+            return None
+        values = [(name, document[name]) for name in fields if name in document]
+    if len(values) > 1:
+        raise AmbiguousIdentityError(values[1][0])
+    if not values or not isinstance(values[0][1], str):
         return None
+    return values[0][1]
+
+
+async def _form_items(scope: Scope, body: bytes) -> list[tuple[str, str | UploadFile]]:
+    """The form exactly as the endpoint's `request.form()` will see it."""
+
+    async def receive() -> Message:
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    form = await Request(scope, receive).form()
     try:
-        document = json.loads(body)
-    except ValueError:  # Includes undecodable bytes; the endpoint answers 422 itself.
-        return None
-    if isinstance(document, dict):
-        for name in fields:
-            value = document.get(name)
-            if isinstance(value, str):
-                return value
-    return None
+        return form.multi_items()
+    finally:
+        await form.close()

@@ -12,11 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from fastapi import FastAPI
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import problem_response
 from api.ratelimit.gcra import Decision
-from api.ratelimit.identity import UserIdentity, auth_token_verifier, body_field, read_body
+from api.ratelimit.identity import (
+    AmbiguousIdentityError,
+    UserIdentity,
+    auth_token_verifier,
+    body_field,
+    read_body,
+)
 from api.ratelimit.limiter import RateLimiter
 from api.ratelimit.policies import Policy
 from api.ratelimit.routes import RoutePlan, RouteTable
@@ -38,6 +45,15 @@ class _Bound:
     limiter: RateLimiter
     routes: RouteTable
     users: UserIdentity
+
+
+def _ambiguous(exc: AmbiguousIdentityError) -> Response:
+    error = {"loc": ["body", exc.field], "msg": str(exc), "type": "duplicate_field"}
+    return problem_response(
+        422,
+        "the request names its account more than once; send exactly one email or username",
+        extra={"errors": [error]},
+    )
 
 
 class RateLimitMiddleware:
@@ -70,7 +86,11 @@ class RateLimitMiddleware:
         # Endpoints that record where a client came from (auth sessions) read this, so a
         # session behind the load balancer shows the client, not the proxy.
         scope.setdefault("state", {})["client_ip"] = bound.limiter.client_ip.address(scope)
-        identity, receive = await self._identity(bound, policy, scope, receive)
+        try:
+            identity, receive = await self._identity(bound, policy, scope, receive)
+        except AmbiguousIdentityError as exc:
+            await _ambiguous(exc)(scope, receive, send)
+            return
         decision = await bound.limiter.decide(policy, identity)
         if not decision.allowed:
             await self._refuse(scope, receive, send, plan, policy, decision)
@@ -98,7 +118,7 @@ class RateLimitMiddleware:
             # (against its IP), which caps token guessing too.
             return (f"user:{user}" if user else f"ip:{ip}"), receive
         body, receive = await read_body(receive)
-        return f"{ip}|{body_field(scope, body, policy.key.body_fields)}", receive
+        return f"{ip}|{await body_field(scope, body, policy.key.body_fields)}", receive
 
     @staticmethod
     async def _refuse(
