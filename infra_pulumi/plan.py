@@ -227,6 +227,9 @@ class OfflineMocks(pulumi.runtime.Mocks):
             "aws:route53/record:Record": {"fqdn": str(inputs.get("name", name))},
             "aws:kms/key:Key": {"keyId": f"{name}-key-id"},
             "aws:cognito/userPool:UserPool": {"id": f"{region}_Offline123"},
+            "random:index/randomPassword:RandomPassword": {
+                "result": f"offline-random-{name}-0123456789abcdef0123456789abcdef"
+            },
         }
         if service == "iam":
             # IAM ARNs are global and typed (role/..., oidc-provider/<issuer>).

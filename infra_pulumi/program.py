@@ -52,6 +52,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[str]]:
                 "STRIPE_WEBHOOK_SECRETS": secrets.secrets["stripe-webhook-secrets"].arn,
                 "METRICS_TOKEN": secrets.secrets["metrics-token"].arn,
                 "REDIS_URL": redis_url.arn,
+                "ORIGIN_VERIFY_SECRET": secrets.secrets["origin-verify"].arn,
             },
             database_secret_arn=database.master_secret_arn,
             database_host=database.instance.address,
@@ -62,7 +63,15 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[str]]:
             workspace_arn=observability.workspace.arn,
         ),
     )
-    cdn = Cdn("cdn", config, storage.static_bucket.bucket, compute.api_origin_domain)
+    cdn = Cdn(
+        "cdn",
+        config,
+        storage.static_bucket.bucket,
+        compute.api_origin_domain,
+        secrets.origin_verify,
+        lambda_origin=compute.function is not None,
+    )
+    compute.allow_cloudfront(cdn.distribution.arn)
     storage.grant_cloudfront_read(cdn.distribution.arn)
     bastion = Bastion("bastion", config, network.private_subnet_ids[0], groups.bastion.id, key_arn)
     ci = CiIdentity("ci", config)

@@ -15,8 +15,13 @@ from infra_pulumi.config import StackConfig
 CACHING_OPTIMIZED = "658327ea-f89d-4fab-a63d-7e88639e58f6"
 CACHING_DISABLED = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
 # Every viewer header (Authorization, Idempotency-Key, Stripe-Signature, ...) except Host,
-# which must be the origin's own name for TLS and for Lambda function URLs.
+# which must be the origin's own name for TLS and for Lambda function URLs; AWS's managed
+# AllViewerExceptHostHeader also adds CloudFront's viewer headers, CloudFront-Viewer-Address
+# (the viewer's "ip:port") among them.
 ALL_VIEWER_EXCEPT_HOST = "b689b0a8-53d0-40ab-baf2-68738e2966ac"
+# CloudFront adds it to every request to the API origin (agreed with the app: api settings
+# ORIGIN_VERIFY_SECRET); a request without it did not come through this distribution.
+ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
 # Paths answered by the API; everything else is a static asset.
 API_PATHS = ("/v1/*", "/.well-known/*", "/healthz", "/readyz", "/docs", "/openapi.json")
@@ -39,6 +44,9 @@ class Cdn(pulumi.ComponentResource):
         config: StackConfig,
         static_bucket_name: pulumi.Input[str],
         api_origin_domain: pulumi.Input[str],
+        origin_verify: pulumi.Input[str],
+        *,
+        lambda_origin: bool,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("slipway:cdn:Cdn", name, None, opts)
@@ -91,6 +99,30 @@ class Cdn(pulumi.ComponentResource):
             }
             for path in API_PATHS
         ]
+        api_origin: dict[str, Any] = {
+            "origin_id": API_ORIGIN,
+            "domain_name": api_origin_domain,
+            "custom_origin_config": {
+                "http_port": 80,
+                "https_port": 443,
+                "origin_protocol_policy": "https-only",
+                "origin_ssl_protocols": ["TLSv1.2"],
+            },
+            "custom_headers": [
+                {"name": ORIGIN_VERIFY_HEADER, "value": pulumi.Output.secret(origin_verify)}
+            ],
+        }
+        if lambda_origin:
+            # The function URL takes only IAM-signed requests: CloudFront signs them (OAC).
+            api_origin["origin_access_control_id"] = aws.cloudfront.OriginAccessControl(
+                f"{name}-lambda-oac",
+                name=f"{config.name_prefix}-api",
+                description="CloudFront signs its requests to the API function URL",
+                origin_access_control_origin_type="lambda",
+                signing_behavior="always",
+                signing_protocol="sigv4",
+                opts=child(self),
+            ).id
         origins: Any = [
             {
                 "origin_id": STATIC_ORIGIN,
@@ -99,16 +131,7 @@ class Cdn(pulumi.ComponentResource):
                 ),
                 "origin_access_control_id": oac.id,
             },
-            {
-                "origin_id": API_ORIGIN,
-                "domain_name": api_origin_domain,
-                "custom_origin_config": {
-                    "http_port": 80,
-                    "https_port": 443,
-                    "origin_protocol_policy": "https-only",
-                    "origin_ssl_protocols": ["TLSv1.2"],
-                },
-            },
+            api_origin,
         ]
         # Nested settings are plain dicts; pulumi-aws's TypedDicts are too strict for mypy here.
         settings: dict[str, Any] = {

@@ -106,6 +106,7 @@ class Compute(pulumi.ComponentResource):
             else None
         )
         self.migration_task_family: pulumi.Output[str] = pulumi.Output.from_input("")
+        self.function: aws.lambda_.Function | None = None
         if image is None:
             # First deploy: the repository must exist before CI can push the first image.
             pulumi.log.warn("slipway:imageTag is not set: the API is not deployed yet")
@@ -138,6 +139,25 @@ class Compute(pulumi.ComponentResource):
                 "apiOriginDomain": self.api_origin_domain,
             }
         )
+
+    def allow_cloudfront(self, distribution_arn: pulumi.Input[str]) -> None:
+        """The Lambda runtime: only this distribution may invoke the function (URL)."""
+        if self.function is None:
+            return
+        grants: dict[str, dict[str, Any]] = {
+            "url": {"action": "lambda:InvokeFunctionUrl", "function_url_auth_type": "AWS_IAM"},
+            # Function URLs also check lambda:InvokeFunction, limited to URL invocations.
+            "invoke": {"action": "lambda:InvokeFunction", "invoked_via_function_url": True},
+        }
+        for purpose, grant in grants.items():
+            aws.lambda_.Permission(
+                f"{self._name}-cloudfront-{purpose}",
+                function=self.function.name,
+                principal="cloudfront.amazonaws.com",
+                source_arn=distribution_arn,
+                **grant,
+                opts=child(self),
+            )
 
     def _plain_env(self) -> dict[str, pulumi.Input[str]]:
         config = self._config
@@ -402,12 +422,14 @@ class Compute(pulumi.ComponentResource):
             tags=tags(config, "lambda"),
             opts=child(self),
         )
+        self.function = function
         url = aws.lambda_.FunctionUrl(
             f"{name}-api",
             function_name=function.name,
-            # CloudFront is the only client we advertise; the function URL must accept its
-            # unsigned requests because OAC signing cannot cover POST bodies from browsers.
-            authorization_type="NONE",
+            # Only IAM-signed requests: CloudFront signs them (OAC), so nobody reaches the
+            # function around CloudFront and its WAF. Lambda wants the SHA-256 of PUT/POST
+            # bodies in x-amz-content-sha256 from the client (docs/deploying.md).
+            authorization_type="AWS_IAM",
             invoke_mode="BUFFERED",
             opts=child(self),
         )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
+import pulumi_random as random
 
 from infra_pulumi.components._shared import child, tags
 from infra_pulumi.config import StackConfig
@@ -48,6 +49,12 @@ class Secrets(pulumi.ComponentResource):
             secret_name: self.add(secret_name, config.secret(config_key))
             for secret_name, config_key in APPLICATION_SECRETS.items()
         }
+        # CloudFront sends it to the API origin as X-Origin-Verify; only requests carrying it
+        # may take their client address from CloudFront-Viewer-Address. Generated, never typed.
+        self.origin_verify = random.RandomPassword(
+            f"{name}-origin-verify", length=48, special=False, opts=child(self)
+        ).result
+        self.secrets["origin-verify"] = self.add("origin-verify", self.origin_verify)
         self.register_outputs(
             {"kmsKeyArn": self.key.arn, **{k: v.arn for k, v in self.secrets.items()}}
         )

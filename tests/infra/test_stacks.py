@@ -165,6 +165,7 @@ def test_api_task_takes_secrets_by_reference_and_sidecar_scrapes_with_the_token(
         "STRIPE_WEBHOOK_SECRETS",
         "METRICS_TOKEN",
         "REDIS_URL",
+        "ORIGIN_VERIFY_SECRET",
     }
     assert all(value.startswith("arn:aws:secretsmanager:") for value in secrets.values())
     assert secrets["DATABASE_PASSWORD"].endswith(":password::")
