@@ -32,7 +32,7 @@ run: sync-runtime migrate ## install, migrate the embedded SQLite DB and serve o
 migrate: sync-runtime ## apply Alembic migrations to DATABASE_URL
 	$(UV) run --no-sync alembic upgrade head
 
-system-deps: ## Debian packages the tests use (promtool), when running as root with apt
+system-deps: ## Debian packages the tests use (promtool, chromium, ...), when running as root with apt
 	@if ! command -v promtool >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian package prometheus (promtool)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
@@ -61,6 +61,12 @@ system-deps: ## Debian packages the tests use (promtool), when running as root w
 		echo "installing Debian package redis-server (rate-limit outage test)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
+	fi
+	@# chromium: the /docs browser test (tests/api/test_docs_browser.py) drives it headless.
+	@if ! command -v chromium >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package chromium (headless browser tests)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; \
 	fi
 
 ACTIONLINT_DIR := .github/actionlint

@@ -12,6 +12,7 @@ from fastapi.middleware.cors import CORSMiddleware
 from api import health
 from api.auth.setup import install_auth
 from api.db import Database
+from api.docs_ui import install_docs
 from api.errors import install_problem_handlers
 from api.logging_config import configure_logging
 from api.middleware import RequestContextMiddleware
@@ -19,6 +20,7 @@ from api.observability import routes as metrics_routes
 from api.observability.middleware import MetricsMiddleware
 from api.payments.setup import install_payments
 from api.ratelimit import install_rate_limiting
+from api.security_headers import SecurityHeadersMiddleware
 from api.settings import Settings, get_settings
 
 StartupHook = Callable[[FastAPI], Awaitable[None]]
@@ -53,7 +55,8 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
         title="Slipway API",
         version="0.1.0",
         lifespan=_lifespan(dispose_on_shutdown),
-        docs_url="/docs",
+        # install_docs serves /docs from the app's own assets; FastAPI's pages use a CDN.
+        docs_url=None,
         redoc_url=None,
     )
     app.state.settings = settings
@@ -69,6 +72,7 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     app.include_router(metrics_routes.router)
     install_auth(app)
     install_payments(app)
+    install_docs(app)
 
     # Rate limiting resolves each request's route from the routers included above; its
     # middleware sits inside CORS and metrics (preflights are free, 429s are counted).
@@ -86,6 +90,8 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
         )
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestContextMiddleware)
+    # Outermost, so that the request context's own last-resort answers carry the headers too.
+    app.add_middleware(SecurityHeadersMiddleware, hsts=settings.is_deployed)
     return app
 
 

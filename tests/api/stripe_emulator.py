@@ -30,15 +30,9 @@ from starlette.routing import Route
 
 from tests.api.payments_support import STRIPE_SECRET_KEY, ReplayingStripe, payments_settings
 from tests.conftest import AppHarness, delete_all_rows
+from tests.live_server import free_port
 
 START_TIMEOUT_SECONDS = 20
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) -> None:
@@ -56,7 +50,7 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) ->
 
 @pytest.fixture(scope="session")
 def localstripe_url() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         # --from-scratch: localstripe otherwise loads /tmp/localstripe.pickle, a file every
         # localstripe on the machine rewrites after each change (a concurrent run's half-written
@@ -85,7 +79,7 @@ def replaying_stripe() -> Iterator[ReplayingStripe]:
     app = Starlette(
         routes=[Route("/v1/payment_intents", emulator.create_payment_intent, methods=["POST"])]
     )
-    port = _free_port()
+    port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

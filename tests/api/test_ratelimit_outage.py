@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -25,23 +24,17 @@ from api.ratelimit.policies import load_policy_set
 from api.ratelimit.redis_backend import GCRA_SCRIPT_SHA, RedisBackend
 from tests.api.ratelimit_harness import LimitedApp, start_limited_app
 from tests.conftest import migrate
+from tests.live_server import free_port
 from tests.services import unavailable
 
 COOLDOWN_SECONDS = 0.05
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 class ThrowawayRedis:
     """A redis-server on a free port, no persistence, that the test may kill and restart."""
 
     def __init__(self, directory: Path) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self._directory = directory
         self._process: subprocess.Popen[bytes] | None = None

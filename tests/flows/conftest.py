@@ -15,16 +15,10 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import delete_all_rows
+from tests.live_server import free_port
 from tests.services import unavailable
 
 MOTO_START_TIMEOUT_SECONDS = 30
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _moto_server_command() -> str | None:
@@ -50,7 +44,7 @@ def moto_endpoint(aws_environment: None, tmp_path_factory: pytest.TempPathFactor
     command = _moto_server_command()
     if command is None:
         unavailable("moto_server is not installed (moto[server] in the dev group)")
-    port = _free_port()
+    port = free_port()
     log = (tmp_path_factory.mktemp("moto") / "moto.log").open("wb")
     server = subprocess.Popen(
         [command, "-H", "127.0.0.1", "-p", str(port)],

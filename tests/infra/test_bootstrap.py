@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import datetime
 import json
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +18,7 @@ from moto.server import ThreadedMotoServer
 
 from infra_pulumi.components._containers import bootstrap_source, with_bootstrap
 from infra_pulumi.components.container_bootstrap import signed_headers
+from tests.live_server import free_port
 
 CREDENTIALS = {
     "AWS_ACCESS_KEY_ID": "AKIDEXAMPLE",
@@ -50,15 +50,9 @@ def test_signature_matches_botocore() -> None:
     assert ours["authorization"] == request.headers["Authorization"]
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def secrets_manager() -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port)
     server.start()
     try:

@@ -1,0 +1,83 @@
+"""The API as users run it: `uvicorn api.main:app` in a subprocess, configured by environment.
+
+Browser and DAST tests talk to it over real HTTP, so everything between the socket and the
+routes (uvicorn's parsing, every middleware, the settings read from the environment) is the
+deployed code path.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+START_TIMEOUT_SECONDS = 30
+STOP_TIMEOUT_SECONDS = 10
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True)
+class LiveServer:
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+
+def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = log_path.read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"uvicorn exited with {process.returncode}:\n{output}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise RuntimeError(f"uvicorn did not answer /healthz within {START_TIMEOUT_SECONDS}s")
+
+
+@contextmanager
+def serve_api(environment: Mapping[str, str], log_path: Path) -> Iterator[LiveServer]:
+    """Start the API with `environment` added to this process's and stop it afterwards.
+
+    `--no-proxy-headers` as in the Dockerfile: the app resolves client addresses itself.
+    """
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "uvicorn", "api.main:app",
+        "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers",
+    ]  # fmt: skip
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            command, cwd=ROOT, env={**os.environ, **environment}, stdout=log, stderr=log
+        )
+    try:
+        _wait_until_healthy(url, process, log_path)
+        yield LiveServer(url=url, log_path=log_path)
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
