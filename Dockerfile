@@ -12,8 +12,9 @@ ENV UV_COMPILE_BYTECODE=1 \
 WORKDIR /app
 RUN pip install --no-cache-dir uv==0.13.9
 COPY pyproject.toml uv.lock ./
-# Runtime dependencies only (plus the Lambda runtime interface client): no dev, flows or infra.
-RUN uv sync --frozen --no-default-groups --group lambda --no-install-project
+# Runtime dependencies only, plus the Lambda runtime interface client and boto3 for the SES
+# email transport (imported only when EMAIL_BACKEND=ses sends): no dev, flows or infra.
+RUN uv sync --frozen --no-default-groups --group lambda --group ses --no-install-project
 COPY alembic.ini ./
 COPY api ./api
 

@@ -13,6 +13,7 @@ from api import health
 from api.auth.setup import install_auth
 from api.db import Database
 from api.docs_ui import install_docs
+from api.email.setup import install_email
 from api.errors import install_problem_handlers
 from api.logging_config import configure_logging
 from api.middleware import RequestContextMiddleware
@@ -40,6 +41,10 @@ def _lifespan(
                     await hook(app)
                 app.state.started = True
         yield
+        if not dispose_on_shutdown:
+            # The lifespan ends after every Lambda invocation: finish what it started.
+            for hook in app.state.invocation_end_hooks:
+                await hook(app)
         if dispose_on_shutdown:
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(app)
@@ -65,9 +70,11 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     app.state.startup_lock = asyncio.Lock()
     app.state.startup_hooks = []
     app.state.shutdown_hooks = []
+    app.state.invocation_end_hooks = []
     app.state.readiness_probes = {}
 
     install_problem_handlers(app)
+    install_email(app)
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     install_auth(app)

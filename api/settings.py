@@ -14,7 +14,10 @@ from typing import Annotated, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.email.smtp_url import SmtpUrlError, parse_smtp_url
+
 AppEnv = Literal["development", "test", "staging", "production"]
+EmailBackend = Literal["outbox", "smtp", "ses"]
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./.data/dev.db"
@@ -72,6 +75,18 @@ class Settings(BaseSettings):
     # prometheus_client's own variable: set when several worker processes share metrics.
     prometheus_multiproc_dir: Path | None = None
 
+    # Outgoing email (docs/accounts.md). Unset EMAIL_BACKEND: smtp when EMAIL_SMTP_URL is set,
+    # else the outbox directory (development).
+    email_backend: EmailBackend | None = None
+    email_smtp_url: SecretStr | None = None
+    email_from: str = Field(default="Slipway <no-reply@localhost>", min_length=3, max_length=320)
+    email_outbox_dir: Path = Path(".data") / "outbox"
+    email_ses_configuration_set: str | None = None
+    email_max_attempts: int = Field(default=5, ge=1, le=20)
+    email_retry_base_seconds: float = Field(default=2.0, gt=0, le=300)
+    email_queue_size: int = Field(default=1000, ge=1, le=100_000)
+    product_name: str = Field(default="Slipway", min_length=1, max_length=100)
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -82,7 +97,9 @@ class Settings(BaseSettings):
             )
         return url
 
-    @field_validator("redis_url", "stripe_api_base", "bootstrap_admin_email")
+    @field_validator(
+        "redis_url", "stripe_api_base", "bootstrap_admin_email", "email_ses_configuration_set"
+    )
     @classmethod
     def _blank_is_unset(cls, value: str | None) -> str | None:
         return value.strip() or None if value is not None else None
@@ -136,6 +153,23 @@ class Settings(BaseSettings):
                 raise ValueError("STRIPE_WEBHOOK_SECRETS entries must start with whsec_")
         return value
 
+    @field_validator("email_smtp_url")
+    @classmethod
+    def _smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value().strip():
+            return None
+        try:
+            parse_smtp_url(value.get_secret_value())
+        except SmtpUrlError as exc:
+            raise ValueError(str(exc)) from None
+        return SecretStr(value.get_secret_value().strip())
+
+    @property
+    def email_transport(self) -> EmailBackend:
+        if self.email_backend is not None:
+            return self.email_backend
+        return "smtp" if self.email_smtp_url is not None else "outbox"
+
     @property
     def is_deployed(self) -> bool:
         return self.app_env in ("staging", "production")
@@ -146,7 +180,7 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_deployments(self) -> Settings:
-        problems = [*self._bootstrap_problems()]
+        problems = [*self._bootstrap_problems(), *self._email_problems()]
         if self.is_deployed:
             problems.extend(self._deployment_problems())
         if problems:
@@ -159,6 +193,11 @@ class Settings(BaseSettings):
             return ["BOOTSTRAP_ADMIN_EMAIL and BOOTSTRAP_ADMIN_PASSWORD must be set together"]
         if password is not None and len(password.get_secret_value()) < MIN_PASSWORD_LENGTH:
             return [f"BOOTSTRAP_ADMIN_PASSWORD must have at least {MIN_PASSWORD_LENGTH} characters"]
+        return []
+
+    def _email_problems(self) -> list[str]:
+        if self.email_transport == "smtp" and self.email_smtp_url is None:
+            return ["EMAIL_SMTP_URL is required when EMAIL_BACKEND is smtp"]
         return []
 
     def _deployment_problems(self) -> list[str]:

@@ -7,6 +7,9 @@ which (unlike a rolled-back transaction) lets tests commit from concurrent conne
 
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
 from pathlib import Path
@@ -93,6 +96,9 @@ GENEROUS_RATE_LIMITS_FILE = FIXTURES / "ratelimits_generous.toml"
 
 
 TEST_JWT_PRIVATE_KEY = generate_private_key_pem()
+# Messages of apps using the default (outbox) transport land here, never in the repo's .data/.
+TEST_OUTBOX_DIR = Path(tempfile.mkdtemp(prefix="slipway-outbox-"))
+atexit.register(shutil.rmtree, TEST_OUTBOX_DIR, ignore_errors=True)
 
 
 def make_settings(database_url: str, **overrides: Any) -> Settings:
@@ -102,6 +108,7 @@ def make_settings(database_url: str, **overrides: Any) -> Settings:
         "rate_limits_file": GENEROUS_RATE_LIMITS_FILE,
         # Keys are passed explicitly, so tests never generate a development key into .data/.
         "jwt_private_keys": TEST_JWT_PRIVATE_KEY,
+        "email_outbox_dir": TEST_OUTBOX_DIR,
     }
     values.update(overrides)
     return Settings(**values)

@@ -57,6 +57,13 @@ stripe_webhook_processing_seconds = Histogram(
     buckets=WEBHOOK_BUCKETS,
 )
 
+# outcome: sent (delivered to the transport), failed (refused, or still failing after every
+# retry, or abandoned at shutdown), dropped (the bounded queue was full).
+email_messages_total = Counter(
+    "email_messages_total", "Outgoing email messages by final outcome.", ["template", "outcome"]
+)
+EMAIL_OUTCOMES = ("sent", "failed", "dropped")
+
 # ops_flow_last_success_timestamp_seconds{flow} and ops_flow_runs_total{flow,result} are not
 # process metrics: flows record their runs in the database and /metrics derives these series
 # from it at scrape time (api.observability.flow_metrics, docs/adr/0002-flow-metrics.md).
@@ -74,4 +81,5 @@ API_METRICS: tuple[Counter | Gauge | Histogram, ...] = (
     payments_status_transitions_total,
     stripe_webhook_events_total,
     stripe_webhook_processing_seconds,
+    email_messages_total,
 )

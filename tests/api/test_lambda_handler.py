@@ -44,6 +44,8 @@ def test_lambda_handler_is_light_and_serves_requests(tmp_path: Path) -> None:
         **os.environ,
         "APP_ENV": "test",
         "DATABASE_URL": f"sqlite+aiosqlite:///{tmp_path / 'lambda.db'}",
+        # As deployed: the SES transport loads boto3 for its first message, not at start-up.
+        "EMAIL_BACKEND": "ses",
     }
     result = subprocess.run(
         [sys.executable, "-c", _PROBE],

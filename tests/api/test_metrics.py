@@ -32,6 +32,7 @@ CONTRACT = {
     "stripe_webhook_processing_seconds": ("histogram", set()),
     "ops_flow_last_success_timestamp_seconds": ("gauge", {"flow"}),
     "ops_flow_runs_total": ("counter", {"flow", "result"}),
+    "email_messages_total": ("counter", {"template", "outcome"}),
 }
 
 
