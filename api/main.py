@@ -45,7 +45,7 @@ def _lifespan(
             # The lifespan ends after every Lambda invocation: finish what it started.
             for hook in app.state.invocation_end_hooks:
                 await hook(app)
-        if dispose_on_shutdown:
+        else:
             for hook in reversed(app.state.shutdown_hooks):
                 await hook(app)
             await app.state.database.dispose()
