@@ -67,6 +67,13 @@ def build_parser() -> argparse.ArgumentParser:
         "default .data/advisory-database",
     )
     scan.add_argument(
+        "--advisory-db-url",
+        metavar="URL",
+        default=None,
+        help="zip of OSV JSON advisories fetched into --advisory-db when no database is there "
+        "(or it is too old); default $FLOWS_ADVISORY_DB_URL or OSV's PyPI export",
+    )
+    scan.add_argument(
         "--ignore", type=Path, metavar="FILE", help="TOML file of accepted advisories"
     )
 
@@ -118,6 +125,7 @@ def _dependency_scan(args: argparse.Namespace) -> FlowOutcome:
         lock=args.lock,
         requirements=args.requirements,
         advisory_db=args.advisory_db or DEFAULT_ADVISORY_DB,
+        advisory_db_url=args.advisory_db_url,
         ignore_file=args.ignore,
         reports_dir=args.reports_dir,
     )

@@ -1,8 +1,9 @@
 """dependency-scan: the steps, as plain functions (flow.py runs the same steps as Prefect tasks).
 
 pip-audit needs PyPI's JSON API or OSV over the network; this scan works from an OSV-format
-advisory database on disk (a clone of github.com/pypa/advisory-database), so it runs offline
-and gives the same answer for the same snapshot.
+advisory database on disk (a clone of github.com/pypa/advisory-database, or OSV's PyPI export
+which the scan fetches itself when none is there), so it gives the same answer for the same
+snapshot, and the report says how old that snapshot is.
 """
 
 from __future__ import annotations
@@ -11,11 +12,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 
 from flows.dependency_scan.advisories import AdvisoryDatabase
+from flows.dependency_scan.database_fetch import DatabaseInfo, ensure_database
 from flows.dependency_scan.dependencies import DependencySet, read_requirements, read_uv_lock
 from flows.dependency_scan.formats import severity_counts, to_json, to_markdown, to_sarif
 from flows.dependency_scan.ignores import load_ignore_rules
 from flows.dependency_scan.scan import ScanResult, apply_ignores, find_vulnerabilities
 from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, write_json
+from flows.settings import flows_settings
 
 FLOW_NAME = "dependency-scan"
 DEFAULT_ADVISORY_DB = Path(".data/advisory-database")
@@ -43,13 +46,31 @@ def scan_dependencies(
     return ScanResult(marked, len(dependencies.pinned), dependencies.unpinned, expired, unused)
 
 
+def prepare_advisory_database(advisory_db: Path, advisory_db_url: str | None) -> DatabaseInfo:
+    settings = flows_settings()
+    return ensure_database(
+        advisory_db,
+        advisory_db_url or settings.advisory_db_url,
+        settings.advisory_db_max_age_days,
+    )
+
+
 def write_scan_reports(
-    result: ScanResult, inputs: dict[str, str | None], reports_dir: Path
+    result: ScanResult,
+    inputs: dict[str, str | None],
+    reports_dir: Path,
+    database: DatabaseInfo | None = None,
 ) -> FlowOutcome:
     directory = new_report_dir(reports_dir, FLOW_NAME)
-    report = write_json(directory / REPORT_JSON, to_json(result, inputs))
+    now = datetime.now(UTC)
+    document = to_json(result, inputs)
+    if database is not None:
+        document["advisory_database"] = database.as_json(now)
+    report = write_json(directory / REPORT_JSON, document)
     write_json(directory / "report.sarif", to_sarif(result))
     markdown = to_markdown(result)
+    if database is not None:
+        markdown += f"\nScanned against the {database.describe(now)}.\n"
     (directory / "report.md").write_text(markdown)
     active = len(result.active)
     return FlowOutcome(
@@ -79,10 +100,12 @@ def run_dependency_scan(
     lock: Path | None = None,
     requirements: Path | None = None,
     advisory_db: Path = DEFAULT_ADVISORY_DB,
+    advisory_db_url: str | None = None,
     ignore_file: Path | None = None,
     reports_dir: Path,
 ) -> FlowOutcome:
     dependencies = read_dependencies(lock, requirements)
+    database = prepare_advisory_database(advisory_db, advisory_db_url)
     result = scan_dependencies(dependencies, advisory_db, ignore_file)
     inputs = {
         "lock": str(lock) if lock else None,
@@ -90,4 +113,4 @@ def run_dependency_scan(
         "advisory_db": str(advisory_db),
         "ignore": str(ignore_file) if ignore_file else None,
     }
-    return write_scan_reports(result, inputs, reports_dir)
+    return write_scan_reports(result, inputs, reports_dir, database)

@@ -97,13 +97,13 @@ def test_scan_exits_0_when_every_finding_is_ignored(
 def test_a_failing_run_exits_2_with_a_report_and_records_a_failure(
     tmp_path: Path, recording_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    argv = ["--reports-dir", str(tmp_path), "dependency-scan", "-r", str(REQUIREMENTS)]
-    argv += ["--advisory-db", str(tmp_path / "missing")]
+    argv = ["--reports-dir", str(tmp_path), "dependency-scan", "-r", str(tmp_path / "gone.txt")]
+    argv += ["--advisory-db", str(ADVISORIES)]
 
     assert main(argv) == 2
 
     captured = capsys.readouterr()
-    assert "is not a directory" in captured.err
+    assert "gone.txt" in captured.err
     report = json.loads(Path(captured.out.strip().splitlines()[-1]).read_text())
     assert report["succeeded"] is False
     assert flow_runs(recording_database, "dependency-scan")[-1]["result"] == "failure"
@@ -112,7 +112,10 @@ def test_a_failing_run_exits_2_with_a_report_and_records_a_failure(
 @pytest.mark.parametrize(
     ("flow", "options"),
     [
-        ("dependency-scan", ["--lock", "--requirements", "--advisory-db", "--ignore"]),
+        (
+            "dependency-scan",
+            ["--lock", "--requirements", "--advisory-db", "--advisory-db-url", "--ignore"],
+        ),
         (
             "backup",
             [
