@@ -39,7 +39,9 @@ def create_engine(database_url: str) -> AsyncEngine:
     url = normalise_database_url(database_url)
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
-        engine = create_async_engine(url, pool_pre_ping=True, connect_args={"timeout": 30})
+        engine = create_async_engine(
+            url, pool_pre_ping=True, hide_parameters=True, connect_args={"timeout": 30}
+        )
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
         return engine
     return create_async_engine(
@@ -48,6 +50,8 @@ def create_engine(database_url: str) -> AsyncEngine:
         pool_size=10,
         max_overflow=10,
         pool_recycle=1800,
+        # Errors and echo never render bound values (emails, password hashes, payloads).
+        hide_parameters=True,
         # A statement stuck behind a lock must not hold a request (and a pool slot) forever.
         connect_args={"options": "-c statement_timeout=15000", "connect_timeout": 5},
     )

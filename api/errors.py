@@ -1,7 +1,12 @@
 """RFC 9457 problem details for every error the API returns.
 
 Domain code raises `ProblemError`; the handlers here turn it, framework errors (404, 405,
-422, 413) and anything unexpected into `application/problem+json` with a stable `type`.
+422, 413), database errors and anything unexpected into `application/problem+json` with a
+stable `type`. A database that cannot be reached, times out or has no free connection is
+503 with Retry-After (a client or a load balancer retries; a credential rotation or a
+fail-over heals without a restart because the pool reconnects); any other database error is
+a 500 logged without the statement's parameters or the server's message (both may carry
+emails, hashes or payloads).
 """
 
 from __future__ import annotations
@@ -14,6 +19,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.encoders import jsonable_encoder
 from fastapi.exceptions import RequestValidationError
+from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
@@ -36,6 +42,11 @@ _SLUGS = {
     500: "internal-error",
     503: "service-unavailable",
 }
+
+
+# How long clients should wait before retrying while the database is unavailable: about the
+# time a Multi-AZ fail-over or a rotated credential takes to be picked up.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 
 def problem_type(slug: str) -> str:
@@ -126,7 +137,58 @@ async def _validation_error(_: Request, exc: Exception) -> Response:
     return problem_response(422, detail, extra={"errors": errors})
 
 
+def is_database_unavailable(exc: BaseException) -> bool:
+    """The database is down, unreachable, out of connections or too slow: retrying may work.
+
+    OperationalError covers refused and dropped connections, statement and lock timeouts
+    and server shutdowns (psycopg's QueryCanceled, LockNotAvailable, AdminShutdown);
+    sqlalchemy's TimeoutError is an exhausted connection pool.
+    """
+    if isinstance(exc, sa_exc.TimeoutError | sa_exc.OperationalError | sa_exc.InterfaceError):
+        return True
+    return isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+
+
+def describe_database_error(exc: BaseException) -> str:
+    """Error class and SQLSTATE only: the server's message may quote row values."""
+    original = getattr(exc, "orig", None) or exc
+    sqlstate = getattr(original, "sqlstate", None)
+    name = type(original).__name__
+    return f"{name} (SQLSTATE {sqlstate})" if sqlstate else name
+
+
+def database_unavailable_response() -> Response:
+    return problem_response(
+        503,
+        "the database is unavailable; retry later",
+        slug="database-unavailable",
+        headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _database_error(request: Request, exc: Exception) -> Response:
+    if is_database_unavailable(exc):
+        logger.warning(
+            "database unavailable",
+            extra={"path": request.url.path, "error": describe_database_error(exc)},
+        )
+        return database_unavailable_response()
+    # The statement is logged with its placeholders; its parameters never are.
+    statement = getattr(exc, "statement", None)
+    logger.error(
+        "database error",
+        extra={
+            "path": request.url.path,
+            "error": describe_database_error(exc),
+            "statement": statement[:500] if isinstance(statement, str) else None,
+        },
+    )
+    return problem_response(500, "an unexpected error occurred")
+
+
 def install_problem_handlers(app: FastAPI) -> None:
     app.add_exception_handler(ProblemError, _problem_error)
+    app.add_exception_handler(sa_exc.DBAPIError, _database_error)
+    app.add_exception_handler(sa_exc.TimeoutError, _database_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

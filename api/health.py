@@ -10,7 +10,7 @@ from sqlalchemy import text
 from starlette.responses import Response
 
 from api.db import Database
-from api.errors import ProblemError
+from api.errors import DATABASE_RETRY_AFTER_SECONDS, ProblemError
 
 router = APIRouter(tags=["health"])
 logger = logging.getLogger("api.health")
@@ -48,6 +48,7 @@ async def readyz(request: Request) -> Response:
             503,
             f"dependency unavailable: {', '.join(failing)}",
             title="Service Unavailable",
+            headers={"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
             extra={"failing": failing},
         )
     return Response('{"status":"ready"}', media_type="application/json")

@@ -3,7 +3,9 @@
 A delivery inserts its event row (unique Stripe event id) and applies the event in one
 transaction. Concurrent deliveries of one event queue behind that insert and find the row
 already processed: a duplicate, acknowledged without effect. A failure rolls everything back
-and then records the event with its error, unprocessed, so Stripe's redelivery tries again.
+and then records the event with its error (a class and a redacted message), unprocessed, so
+Stripe's redelivery tries again. When the database itself is unavailable nothing can be
+recorded: the error reaches the route, which answers 503, and Stripe redelivers.
 """
 
 from __future__ import annotations
@@ -17,10 +19,12 @@ from typing import Any, Final, Literal
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy import ColumnElement, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from api.auth.models import utc_now
+from api.errors import describe_database_error, is_database_unavailable
 from api.payments.models import Payment, StripeEvent
 from api.payments.state_machine import Change, PaymentStatus, sources_of
 from api.payments.webhook_signature import StripeEventPayload
@@ -314,6 +318,8 @@ async def record_and_apply(
                 )
         return outcome
     except Exception as exc:  # a malformed object or the database: Stripe retries either way
+        if is_database_unavailable(exc):
+            raise  # nothing can be recorded either: 503, and Stripe redelivers
         error = _describe_failure(exc)
     logger.warning(
         "stripe event processing failed",
@@ -324,6 +330,11 @@ async def record_and_apply(
 
 
 def _describe_failure(exc: BaseException) -> str:
+    """What went wrong, for the stored row and the log: an error class and a redacted message.
+
+    Never the exception's own text: a database error quotes the statement's parameters (the
+    event payload) and the server's DETAIL quotes row values; a validation error its input.
+    """
     if isinstance(exc, ValidationError):
         # Field locations only: the event object may carry customer details.
         fields = ", ".join(
@@ -331,4 +342,6 @@ def _describe_failure(exc: BaseException) -> str:
             for error in exc.errors(include_input=False, include_url=False)
         )
         return f"the event object is not the expected shape ({fields})"[:ERROR_MAX_LENGTH]
-    return f"{type(exc).__name__}: {exc}"[:ERROR_MAX_LENGTH]
+    if isinstance(exc, DBAPIError):
+        return f"database error: {describe_database_error(exc)}"
+    return f"{type(exc).__name__} (message withheld)"

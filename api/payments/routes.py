@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.auth.dependencies import AdminUser, CurrentUser
 from api.db import DatabaseDep, SessionDep
-from api.errors import ProblemError
+from api.errors import ProblemError, is_database_unavailable
 from api.observability.metrics import (
     payments_status_transitions_total,
     stripe_webhook_events_total,
@@ -155,7 +155,14 @@ async def stripe_webhook(
         stripe_webhook_events_total.labels(type="other", result="failed").inc()
         raise ProblemError(400, "the body is not a Stripe event", slug="malformed-event") from None
 
-    outcome = await record_and_apply(database.sessions, event)
+    try:
+        outcome = await record_and_apply(database.sessions, event)
+    except Exception as exc:
+        if is_database_unavailable(exc):  # answered 503 by api.errors: Stripe redelivers
+            stripe_webhook_events_total.labels(
+                type=metric_type_label(event.type), result="failed"
+            ).inc()
+        raise
     stripe_webhook_events_total.labels(
         type=metric_type_label(event.type), result=outcome.result
     ).inc()
