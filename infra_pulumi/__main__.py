@@ -4,6 +4,7 @@ Pulumi runs this file as a script from this directory; the repository root goes 
 the package imports resolve the same way in tests and in `pulumi up`.
 """
 
+import datetime as dt
 import sys
 from pathlib import Path
 
@@ -14,5 +15,5 @@ import pulumi
 from infra_pulumi.config import from_pulumi
 from infra_pulumi.program import build
 
-for _name, _value in build(from_pulumi()).items():
+for _name, _value in build(from_pulumi(), dt.datetime.now(dt.UTC)).items():
     pulumi.export(_name, _value)

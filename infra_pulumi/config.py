@@ -53,6 +53,10 @@ LOG_RETENTION_DAYS: tuple[int, ...] = (
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _REPOSITORY = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9-]+\.)+[a-z]{2,}$")
+# IAM Identity Center (identity store) group ids.
+_GROUP_ID = re.compile(
+    r"^([0-9a-f]{10}-|)[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}$"
+)
 _CIDR16 = re.compile(r"^10\.(\d{1,3})\.0\.0/16$")
 
 
@@ -169,6 +173,8 @@ class StackConfig:
     slack_team_id: str
     slack_channel_id: str
     github_oidc_provider_arn: str | None
+    grafana_admin_group_ids: tuple[str, ...]
+    grafana_viewer_group_ids: tuple[str, ...]
     secrets: Mapping[str, pulumi.Output[str]]
 
     @property
@@ -252,6 +258,21 @@ class _Reader:
         if not regex.match(value):
             raise ConfigError(f"{self.key(name)} must be {what}")
         return value
+
+    def group_ids(self, name: str, *, required: bool) -> tuple[str, ...]:
+        """IAM Identity Center group ids (a list); `required` wants at least one."""
+        if required and self.raw(name) is None:
+            raise ConfigError(
+                f"{self.key(name)} is required: the IAM Identity Center group ids whose members "
+                "administer Grafana (docs/deploying.md, Identity Center)"
+            )
+        ids = self.string_list(name, [])
+        if not all(_GROUP_ID.match(group) for group in ids):
+            raise ConfigError(
+                f"{self.key(name)} must list IAM Identity Center group ids "
+                "(e.g. 9067d4a5c1-8f3e2b1a-4c5d-4e6f-8a9b-0c1d2e3f4a5b), not group names"
+            )
+        return tuple(ids)
 
     def string_list(self, name: str, default: list[str]) -> list[str]:
         value = self.raw(name)
@@ -380,6 +401,8 @@ def load_stack_config(
         # The GitHub OIDC provider is account-wide: when both stacks share an account, the
         # second one reuses the first one's provider instead of creating a duplicate.
         github_oidc_provider_arn=read.raw("githubOidcProviderArn"),
+        grafana_admin_group_ids=read.group_ids("grafanaAdminGroupIds", required=True),
+        grafana_viewer_group_ids=read.group_ids("grafanaViewerGroupIds", required=False),
         secrets=secrets,
     )
     known = read.seen | set(SECRET_KEYS)

@@ -15,6 +15,7 @@ One run per process: Pulumi's runtime settings are process-global.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import sys
 from collections.abc import Mapping, Sequence
@@ -245,8 +246,10 @@ class OfflineMocks(pulumi.runtime.Mocks):
         return outputs
 
 
-def run(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
-    """Runs the program of `stack` under mocks; call once per process."""
+def run(
+    stack: str, overrides: Mapping[str, str] | None = None, now: dt.datetime | None = None
+) -> Plan:
+    """Runs the program of `stack` under mocks, as a deploy at `now` would; once per process."""
     from infra_pulumi.config import from_pulumi
     from infra_pulumi.program import build
 
@@ -267,7 +270,7 @@ def run(stack: str, overrides: Mapping[str, str] | None = None) -> Plan:
                 plan.secret_outputs.append(key)
 
     def program() -> None:
-        _sync_await(resolve(build(from_pulumi())))
+        _sync_await(resolve(build(from_pulumi(), now or dt.datetime.now(dt.UTC))))
 
     _sync_await(run_pulumi_func(program))
     urns = {
@@ -397,9 +400,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--set", action="append", default=[], metavar="KEY=VALUE", help="override a config value"
     )
+    parser.add_argument(
+        "--now",
+        type=dt.datetime.fromisoformat,
+        help="plan as a deploy at this ISO instant would (default: now); e.g. token rotation",
+    )
     args = parser.parse_args(argv)
     overrides = dict(item.split("=", 1) for item in args.set)
-    plan = run(args.stack, overrides)
+    plan = run(args.stack, overrides, args.now)
     if args.json:
         print(plan.to_json())
     else:

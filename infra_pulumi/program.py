@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pulumi
 import pulumi_aws as aws
 
@@ -21,8 +23,9 @@ from infra_pulumi.components.storage import Storage
 from infra_pulumi.config import StackConfig
 
 
-def build(config: StackConfig) -> dict[str, pulumi.Input[str]]:
-    """Creates every resource of the stack; returns the stack outputs (none of them secret)."""
+def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]:
+    """Creates every resource of the stack as deployed at `now`; returns the stack outputs
+    (none of them secret)."""
     account_id = aws.get_caller_identity_output().account_id
     secrets = Secrets("secrets", config)
     key_arn = secrets.key.arn
@@ -101,6 +104,7 @@ def build(config: StackConfig) -> dict[str, pulumi.Input[str]]:
         observability.grafana,
         observability.workspace.prometheus_endpoint,
         config.secret("slackWebhookUrl"),
+        now,
     )
     return {
         "apiUrl": compute.api_url,

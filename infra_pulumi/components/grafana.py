@@ -3,6 +3,7 @@ source, folders, the generated dashboards and contact points for Slack and email
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import pulumi
@@ -17,6 +18,15 @@ from infra_pulumi.config import StackConfig
 PROMETHEUS_UID = "amp"
 OPS_PREFIX = "ops"
 TOKEN_LIFETIME_SECONDS = 30 * 24 * 3600
+# A deploy in a new 14-day period replaces the token, so a token is replaced by any deploy
+# from day 28 of its life on, before it expires on day 30 (tests/infra/test_grafana.py).
+ROTATION_DAYS = 14
+_ROTATION_EPOCH = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+
+
+def token_period(now: dt.datetime) -> int:
+    """The rotation period a deploy at `now` falls in."""
+    return (now - _ROTATION_EPOCH).days // ROTATION_DAYS
 
 
 class GrafanaContent(pulumi.ComponentResource):
@@ -27,6 +37,7 @@ class GrafanaContent(pulumi.ComponentResource):
         workspace: aws.grafana.Workspace,
         prometheus_endpoint: pulumi.Input[str],
         slack_webhook_url: pulumi.Input[str],
+        now: dt.datetime,
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("slipway:observability:GrafanaContent", name, None, opts)
@@ -37,10 +48,12 @@ class GrafanaContent(pulumi.ComponentResource):
             workspace_id=workspace.id,
             opts=child(self),
         )
-        # Short-lived; each `pulumi up` past its expiry replaces it (the key stays secret).
+        # Short-lived, and its provider never notices expiry (the read does not check it): the
+        # name carries the rotation period, and every argument of a token forces replacement,
+        # so the first deploy of each period creates a new one (the key stays secret).
         token = aws.grafana.WorkspaceServiceAccountToken(
             f"{name}-provisioner",
-            name="pulumi-provisioner",
+            name=f"pulumi-provisioner-{token_period(now)}",
             service_account_id=account.service_account_id,
             seconds_to_live=TOKEN_LIFETIME_SECONDS,
             workspace_id=workspace.id,

@@ -140,6 +140,19 @@ class Observability(pulumi.ComponentResource):
             tags=tags(config, "grafana"),
             opts=child(self),
         )
+        # IAM Identity Center groups get their Grafana role; without one nobody can sign in.
+        for role, group_ids in (
+            ("ADMIN", config.grafana_admin_group_ids),
+            ("VIEWER", config.grafana_viewer_group_ids),
+        ):
+            if group_ids:
+                aws.grafana.RoleAssociation(
+                    f"{name}-grafana-{role.lower()}s",
+                    role=role,
+                    group_ids=list(group_ids),
+                    workspace_id=self.grafana.id,
+                    opts=child(self),
+                )
         self.grafana_url = self.grafana.endpoint.apply(lambda endpoint: f"https://{endpoint}")
         self.register_outputs(
             {

@@ -22,8 +22,10 @@ ROOT = Path(__file__).resolve().parents[2]
 STACKS = ("staging", "prod")
 
 
-def run_offline(stack: str, *overrides: str) -> subprocess.Popen[str]:
+def run_offline(stack: str, *overrides: str, now: str | None = None) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "infra_pulumi.plan", "--stack", stack, "--json"]
+    if now is not None:
+        command += ["--now", now]
     for override in overrides:
         command += ["--set", override]
     # Importing pulumi_aws compiles megabytes of generated code: let the child cache bytecode

@@ -10,7 +10,9 @@ import pytest
 from infra_pulumi.config import SECRET_KEYS, ConfigError, StackConfig, load_stack_config
 from infra_pulumi.plan import read_stack_config
 
+ADMIN_GROUP = "9067d4a5c1-8f3e2b1a-4c5d-4e6f-8a9b-0c1d2e3f4a5b"
 BASE = {
+    "grafanaAdminGroupIds": f'["{ADMIN_GROUP}"]',
     "domainName": "staging.example.com",
     "hostedZoneId": "Z123",
     "githubRepository": "acme/slipway",
@@ -140,3 +142,16 @@ def test_fargate_sizes_and_log_retention_are_checked_at_load(
 def test_valid_fargate_sizes_load(cpu: str, memory: str) -> None:
     config = load("prod", {"apiCpu": cpu, "apiMemoryMb": memory, "logRetentionDays": "3653"})
     assert (config.api_cpu, config.api_memory_mb) == (int(cpu), int(memory))
+
+
+def test_grafana_admin_groups_are_required_and_checked() -> None:
+    """Without a group holding the ADMIN role nobody can sign in to the Grafana workspace."""
+    without = {k: v for k, v in BASE.items() if k != "grafanaAdminGroupIds"}
+    with pytest.raises(ConfigError, match=r"slipway:grafanaAdminGroupIds is required"):
+        load_stack_config(
+            "staging", "eu-west-1", without.get, lambda _: pulumi.Output.secret("x" * 40)
+        )
+    with pytest.raises(ConfigError, match=r"slipway:grafanaViewerGroupIds .*group ids"):
+        load("staging", {"grafanaViewerGroupIds": '["admins"]'})
+    config = load("staging")
+    assert config.grafana_admin_group_ids == (ADMIN_GROUP,)
