@@ -27,10 +27,12 @@ from api.auth.keys import generate_private_key_pem
 from api.main import create_app
 from api.models import metadata
 from api.settings import Settings
+from infra_pulumi.rehearsal.tls_postgres import PostgresUnavailable, TlsPostgres, tls_postgres
 from tests.services import (
     create_scratch_postgres_database,
     drop_postgres_database,
     require_redis,
+    unavailable,
 )
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -83,6 +85,17 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """Both backends: tests using this run once on SQLite and once on PostgreSQL."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture(scope="session")
+def tls_postgres_server() -> Iterator[TlsPostgres]:
+    """A throwaway PostgreSQL that, like RDS, takes only TLS + password connections, its
+    certificate from a throwaway CA (started once per session, a few seconds)."""
+    try:
+        with tls_postgres() as server:
+            yield server
+    except PostgresUnavailable as exc:
+        unavailable(str(exc))
 
 
 @pytest.fixture(scope="session")

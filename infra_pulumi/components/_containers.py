@@ -18,6 +18,9 @@ from typing import Any
 import pulumi
 
 BOOTSTRAP_FILE = Path(__file__).with_name("container_bootstrap.py")
+# AWS's RDS CA bundle inside the images (Dockerfile.flows ADDs it, pinned by checksum): RDS
+# certificates chain to these CAs, which no system trust store carries.
+RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"
 
 
 @cache

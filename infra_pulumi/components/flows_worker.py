@@ -24,8 +24,6 @@ from infra_pulumi.components._shared import (
 from infra_pulumi.components.database import DATABASE_NAME
 from infra_pulumi.config import StackConfig
 
-PREFECT_IMAGE = "prefecthq/prefect:3-python3.11"
-POSTGRES_CLIENT_IMAGE = "public.ecr.aws/docker/library/postgres:16-alpine"
 PREFECT_PORT = 4200
 PREFECT_DATABASE = "prefect"
 WORK_POOL = "slipway-process"  # prefect.yaml's work pool
@@ -153,11 +151,18 @@ class FlowsWorker(pulumi.ComponentResource):
             opts=child(self),
         )
         target_group, listener = self._ui_load_balancer(prefect_domain)
-        self._server_service(namespace, target_group, listener, execution, prefect_domain)
+        # The server and the worker run the flows image: one Prefect version (the lock's), and
+        # the RDS CA bundle the server verifies the database with.
         if config.image_tag:
-            self._worker_service(namespace, execution)
+            image = pulumi.Output.concat(self.repository.repository_url, ":", config.image_tag)
+            self._server_service(
+                namespace, target_group, listener, execution, prefect_domain, image
+            )
+            self._worker_service(namespace, execution, image)
         else:
-            pulumi.log.warn("slipway:imageTag is not set: the Prefect worker is not deployed yet")
+            pulumi.log.warn(
+                "slipway:imageTag is not set: the Prefect services are not deployed yet"
+            )
         self.register_outputs(
             {"prefectUiUrl": self.prefect_ui_url, "flowsRoleArn": self.flows_role.arn}
         )
@@ -319,19 +324,20 @@ class FlowsWorker(pulumi.ComponentResource):
         listener: aws.lb.Listener,
         execution: aws.iam.Role,
         prefect_domain: str,
+        image: pulumi.Output[str],
     ) -> None:
         config, inputs = self._config, self._inputs
         server_role = self._role("prefect-server", "Prefect server: no AWS access needed")
 
         def definitions(values: list[Any]) -> list[dict[str, Any]]:
-            secret_arn, host, log_group = values
+            image_uri, secret_arn, host, log_group = values
             db_refs = containers.database_secret_refs(secret_arn)
             logs = containers.log_configuration(log_group, config.region, "prefect")
             # Prefect keeps its own database on the RDS instance; this one-shot container
             # creates it if missing (idempotent) before the server starts.
             create_db = {
                 "name": "create-database",
-                "image": POSTGRES_CLIENT_IMAGE,
+                "image": image_uri,
                 "essential": False,
                 # A constant statement (no input), run once per task start.
                 "command": [
@@ -340,8 +346,15 @@ class FlowsWorker(pulumi.ComponentResource):
                     f"psql -tc \"SELECT 1 FROM pg_database WHERE datname='{PREFECT_DATABASE}'\" "  # noqa: S608
                     f"| grep -q 1 || psql -c 'CREATE DATABASE {PREFECT_DATABASE}'",
                 ],
+                # verify-full: the server's certificate must chain to the RDS CA and name host.
                 "environment": containers.env_list(
-                    {"PGHOST": host, "PGDATABASE": "postgres", "PGSSLMODE": "require"}
+                    {
+                        "PGHOST": host,
+                        "PGPORT": "5432",
+                        "PGDATABASE": "postgres",
+                        "PGSSLMODE": "verify-full",
+                        "PGSSLROOTCERT": containers.RDS_CA_BUNDLE,
+                    }
                 ),
                 "secrets": containers.secret_list(
                     {"PGUSER": db_refs["DATABASE_USER"], "PGPASSWORD": db_refs["DATABASE_PASSWORD"]}
@@ -350,7 +363,7 @@ class FlowsWorker(pulumi.ComponentResource):
             }
             server = {
                 "name": "prefect-server",
-                "image": PREFECT_IMAGE,
+                "image": image_uri,
                 "essential": True,
                 "command": [
                     "prefect",
@@ -371,7 +384,12 @@ class FlowsWorker(pulumi.ComponentResource):
                         "PREFECT_SERVER_DATABASE_HOST": host,
                         "PREFECT_SERVER_DATABASE_PORT": "5432",
                         "PREFECT_SERVER_DATABASE_NAME": PREFECT_DATABASE,
+                        # Prefect 3.9 then verifies the certificate and host name (asyncpg
+                        # with an SSL context), against this bundle instead of the system's.
                         "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_ENABLED": "true",
+                        "PREFECT_SERVER_DATABASE_SQLALCHEMY_CONNECT_ARGS_TLS_CA_FILE": (
+                            containers.RDS_CA_BUNDLE
+                        ),
                         "PREFECT_UI_API_URL": f"https://{prefect_domain}/api",
                     }
                 ),
@@ -388,7 +406,7 @@ class FlowsWorker(pulumi.ComponentResource):
         task = self._task(
             "prefect-server",
             pulumi.Output.all(
-                inputs.database_secret_arn, inputs.database_host, inputs.server_log_group
+                image, inputs.database_secret_arn, inputs.database_host, inputs.server_log_group
             ).apply(definitions),
             execution,
             server_role,
@@ -417,7 +435,10 @@ class FlowsWorker(pulumi.ComponentResource):
         )
 
     def _worker_service(
-        self, namespace: aws.servicediscovery.HttpNamespace, execution: aws.iam.Role
+        self,
+        namespace: aws.servicediscovery.HttpNamespace,
+        execution: aws.iam.Role,
+        image: pulumi.Output[str],
     ) -> None:
         config, inputs = self._config, self._inputs
 
@@ -454,7 +475,6 @@ class FlowsWorker(pulumi.ComponentResource):
                 }
             ]
 
-        image = pulumi.Output.concat(self.repository.repository_url, ":", config.image_tag or "")
         task = self._task(
             "prefect-worker",
             pulumi.Output.all(
