@@ -7,6 +7,7 @@ where it fails them: CI must never pass by skipping the real thing.
 from __future__ import annotations
 
 import os
+import shutil
 import uuid
 from typing import NoReturn
 
@@ -26,6 +27,14 @@ def unavailable(reason: str) -> NoReturn:
     if IN_CI:
         pytest.fail(f"{reason} (CI=true: required services must be reachable)")
     pytest.skip(reason)
+
+
+def require_command(name: str, package: str) -> str:
+    """The path of a program the tests run; missing, it skips (fails under CI=true)."""
+    path = shutil.which(name)
+    if path is None:
+        unavailable(f"{name} is not installed (Debian package {package}; `make system-deps`)")
+    return path
 
 
 def _libpq_dsn(url: str) -> str:

@@ -4,7 +4,7 @@ API really exports."""
 from __future__ import annotations
 
 import json
-import shutil
+import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,7 @@ import yaml
 from api.observability.catalogue import exported_series
 from dashboards.generate import rendered
 from tests.dashboards.promql import problems
-from tests.services import unavailable
+from tests.services import require_command
 
 ROOT = Path(__file__).resolve().parents[2]
 ALERTS = ROOT / "dashboards" / "alerts"
@@ -38,10 +38,7 @@ RECORDING_RULES = {rule["record"]: rule for rule in _rules() if "record" in rule
 
 @pytest.fixture(scope="module")
 def promtool() -> str:
-    path = shutil.which("promtool")
-    if path is None:
-        unavailable("promtool is not installed (Debian package prometheus; `make system-deps`)")
-    return path
+    return require_command("promtool", "prometheus")
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -131,6 +128,17 @@ def test_alert_is_routable_and_says_where_to_look(name: str) -> None:
     assert annotations["description"].strip()
     dashboard_paths = {f"/d/{json.loads(text)['uid']}" for text in rendered().values()}
     assert annotations["dashboard"] in dashboard_paths
+    # Notifications link the runbook at https://github.com/<repository>/blob/main/<runbook>.
+    path, _, anchor = annotations["runbook"].partition("#")
+    assert anchor in _heading_anchors(ROOT / path), f"{path} has no section #{anchor}"
+
+
+def _heading_anchors(markdown: Path) -> set[str]:
+    """The anchors GitHub gives a Markdown file's headings (lowercase, punctuation dropped)."""
+    headings = re.findall(r"^#+ (.+)$", markdown.read_text(encoding="utf-8"), re.MULTILINE)
+    return {
+        re.sub(r"[^\w\- ]", "", heading).strip().lower().replace(" ", "-") for heading in headings
+    }
 
 
 @pytest.mark.parametrize(
