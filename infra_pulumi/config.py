@@ -29,7 +29,6 @@ SECRET_KEYS = (
     "stripeSecretKey",
     "stripeWebhookSecrets",
     "metricsToken",
-    "slackWebhookUrl",
     "redisAuthToken",
 )
 

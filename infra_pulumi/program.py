@@ -103,7 +103,6 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         config,
         observability.grafana,
         observability.workspace.prometheus_endpoint,
-        config.secret("slackWebhookUrl"),
         now,
     )
     return {

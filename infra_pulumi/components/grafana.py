@@ -1,5 +1,9 @@
 """Provisioning inside the Managed Grafana workspace (pulumiverse-grafana): the AMP data
-source, folders, the generated dashboards and contact points for Slack and email."""
+source, folders and the generated dashboards.
+
+No contact points: every alert rule is evaluated by AMP and routed by its alert manager
+(infra_pulumi/alerting.py). Managed Grafana has no e-mail contact point, and a contact point no
+Grafana rule routes to would be a notification path nobody ever exercises."""
 
 from __future__ import annotations
 
@@ -36,7 +40,6 @@ class GrafanaContent(pulumi.ComponentResource):
         config: StackConfig,
         workspace: aws.grafana.Workspace,
         prometheus_endpoint: pulumi.Input[str],
-        slack_webhook_url: pulumi.Input[str],
         now: dt.datetime,
         opts: pulumi.ResourceOptions | None = None,
     ):
@@ -105,34 +108,5 @@ class GrafanaContent(pulumi.ComponentResource):
                 message="provisioned by pulumi (dashboards/generated)",
                 opts=with_provider(),
             )
-        slack = grafana.alerting.ContactPoint(
-            f"{name}-slack",
-            name="slack-pages",
-            slacks=[{"url": slack_webhook_url, "title": "{{ .CommonLabels.alertname }}"}],
-            opts=with_provider(),
-        )
-        email = grafana.alerting.ContactPoint(
-            f"{name}-email",
-            name="email-tickets",
-            emails=[{"addresses": [config.alert_email], "single_email": True}],
-            opts=with_provider(),
-        )
-        # Grafana-managed alerts follow the same convention as AMP's alert manager.
-        grafana.alerting.NotificationPolicy(
-            f"{name}-routing",
-            contact_point=email.name,
-            group_bies=["alertname", "severity"],
-            policies=[
-                grafana.alerting.NotificationPolicyPolicyArgs(
-                    contact_point=slack.name,
-                    matchers=[
-                        grafana.alerting.NotificationPolicyPolicyMatcherArgs(
-                            label="severity", match="=", value="page"
-                        )
-                    ],
-                )
-            ],
-            opts=with_provider(),
-        )
         self.dashboard_count = len(dashboards)
         self.register_outputs({"dashboards": len(dashboards)})

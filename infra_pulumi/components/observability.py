@@ -1,5 +1,5 @@
-"""Amazon Managed Prometheus (rules + alert manager -> SNS -> Slack/email), Managed Grafana,
-CloudWatch log groups with retention."""
+"""Amazon Managed Prometheus (rules + alert manager -> SNS -> Slack via AWS Chatbot / e-mail),
+Managed Grafana (dashboards only), CloudWatch log groups with retention."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ import pulumi
 import pulumi_aws as aws
 
 from infra_pulumi import alerting
-from infra_pulumi.components._shared import child, document, output_document, service_trust, tags
+from infra_pulumi.alert_messages import AlertLinks
+from infra_pulumi.components._shared import child, document, service_trust, tags
 from infra_pulumi.config import StackConfig
 
 LOG_GROUPS = ("api", "adot", "prefect-server", "prefect-worker")
@@ -82,14 +83,6 @@ class Observability(pulumi.ComponentResource):
             logging_level="ERROR",
             opts=child(self),
         )
-        aws.amp.AlertManagerDefinition(
-            f"{name}-alertmanager",
-            workspace_id=self.workspace.id,
-            definition=pulumi.Output.all(page_topic.arn, ticket_topic.arn).apply(
-                lambda arns: alerting.alertmanager_definition(config.region, arns[0], arns[1])
-            ),
-            opts=child(self),
-        )
         for rule_file in alerting.load_rule_files():
             aws.amp.RuleGroupNamespace(
                 f"{name}-rules-{rule_file.name}",
@@ -102,7 +95,7 @@ class Observability(pulumi.ComponentResource):
         grafana_role = aws.iam.Role(
             f"{name}-grafana",
             assume_role_policy=service_trust("grafana.amazonaws.com"),
-            description="Managed Grafana reading AMP and CloudWatch, publishing to SNS",
+            description="Managed Grafana reading AMP and CloudWatch",
             tags=tags(config, "grafana"),
             opts=child(self),
         )
@@ -113,20 +106,6 @@ class Observability(pulumi.ComponentResource):
                 policy_arn=f"arn:aws:iam::aws:policy/{policy}",
                 opts=child(self),
             )
-        aws.iam.RolePolicy(
-            f"{name}-grafana-sns",
-            role=grafana_role.name,
-            policy=output_document(
-                [
-                    {
-                        "Effect": "Allow",
-                        "Action": "sns:Publish",
-                        "Resource": [page_topic.arn, ticket_topic.arn],
-                    }
-                ]
-            ),
-            opts=child(self),
-        )
         self.grafana = aws.grafana.Workspace(
             f"{name}-grafana",
             name=config.name_prefix,
@@ -135,7 +114,6 @@ class Observability(pulumi.ComponentResource):
             permission_type="CUSTOMER_MANAGED",
             role_arn=grafana_role.arn,
             data_sources=["PROMETHEUS", "CLOUDWATCH"],
-            notification_destinations=["SNS"],
             grafana_version="10.4",
             tags=tags(config, "grafana"),
             opts=child(self),
@@ -154,6 +132,21 @@ class Observability(pulumi.ComponentResource):
                     opts=child(self),
                 )
         self.grafana_url = self.grafana.endpoint.apply(lambda endpoint: f"https://{endpoint}")
+        # Alerts are evaluated and routed by AMP alone; Grafana only shows the dashboards
+        # their messages link to.
+        aws.amp.AlertManagerDefinition(
+            f"{name}-alertmanager",
+            workspace_id=self.workspace.id,
+            definition=pulumi.Output.all(page_topic.arn, ticket_topic.arn, self.grafana_url).apply(
+                lambda values: alerting.alertmanager_definition(
+                    config.region,
+                    values[0],
+                    values[1],
+                    AlertLinks.for_stack(config.name_prefix, config.github_repository, values[2]),
+                )
+            ),
+            opts=child(self),
+        )
         self.register_outputs(
             {
                 "prometheusEndpoint": self.workspace.prometheus_endpoint,

@@ -19,7 +19,6 @@ APPLICATION_SECRETS = {
     "stripe-secret-key": "stripeSecretKey",
     "stripe-webhook-secrets": "stripeWebhookSecrets",
     "metrics-token": "metricsToken",
-    "slack-webhook-url": "slackWebhookUrl",
 }
 
 

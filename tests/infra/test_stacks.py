@@ -297,21 +297,34 @@ def test_prefect_ui_sits_behind_cognito_on_the_alb(staging: Plan) -> None:
     assert staging.outputs["prefectUiUrl"] == "https://prefect.staging.slipway.example.com"
 
 
+def deployed_alertmanager(plan: Plan) -> alerting.AlertManagerDefinition:
+    resource = one(plan, "aws:amp/alertManagerDefinition:AlertManagerDefinition")
+    return alerting.AlertManagerDefinition.parse(resource.props["definition"])
+
+
 def test_alerts_route_page_to_slack_and_ticket_to_email(prod: Plan) -> None:
-    definition = one(prod, "aws:amp/alertManagerDefinition:AlertManagerDefinition").props[
-        "definition"
-    ]
-    inner = json.loads(definition.split("|\n", 1)[1])
-    routes = {r["match"]["severity"]: r["receiver"] for r in inner["route"]["routes"]}
-    receivers = {r["name"]: r["sns_configs"][0]["topic_arn"] for r in inner["receivers"]}
+    config = deployed_alertmanager(prod).config
+    routes = {r["match"]["severity"]: r["receiver"] for r in config["route"]["routes"]}
+    receivers = {r["name"]: r["sns_configs"][0] for r in config["receivers"]}
     pages = one(prod, "aws:sns/topic:Topic", "observability-pages").props["arn"]
     tickets = one(prod, "aws:sns/topic:Topic", "observability-tickets").props["arn"]
-    assert receivers[routes["page"]] == pages
-    assert receivers[routes["ticket"]] == tickets
+    assert receivers[routes["page"]]["topic_arn"] == pages
+    assert receivers[routes["ticket"]]["topic_arn"] == tickets
+    # Chatbot drops anything but its custom-notification JSON; e-mail gets text.
+    assert "slipway.chatbot.message" in receivers[routes["page"]]["message"]
+    assert "slipway.email.message" in receivers[routes["ticket"]]["message"]
     chatbot = one(prod, "aws:chatbot/slackChannelConfiguration:SlackChannelConfiguration").props
     assert chatbot["snsTopicArns"] == [pages]
     email = one(prod, "aws:sns/topicSubscription:TopicSubscription").props
     assert (email["topic"], email["protocol"]) == (tickets, "email")
+
+
+def test_alert_messages_link_to_the_stacks_repository_and_grafana(prod: Plan) -> None:
+    (template,) = deployed_alertmanager(prod).template_files.values()
+    repository = read_stack_config("prod")["slipway:githubRepository"]
+    assert '"slipway.stack" }}slipway-prod{{' in template
+    assert f"https://github.com/{repository}/blob/main/" in template
+    assert prod.outputs["grafanaUrl"] in template
 
 
 def test_rule_files_and_dashboards_are_provisioned(prod: Plan) -> None:
@@ -321,15 +334,16 @@ def test_rule_files_and_dashboards_are_provisioned(prod: Plan) -> None:
     assert len(dashboards) == len(alerting.load_dashboards())
     kinds = {r.type for r in prod.resources}
     assert {"grafana:oss/dataSource:DataSource", "grafana:oss/folder:Folder"} <= kinds
-    contact_points = {
-        r.props["name"] for r in of_type(prod, "grafana:alerting/contactPoint:ContactPoint")
-    }
-    assert contact_points == {"slack-pages", "email-tickets"}
-    routing = one(prod, "grafana:alerting/notificationPolicy:NotificationPolicy").props
-    assert routing["contactPoint"] == "email-tickets"
-    (page,) = routing["policies"]
-    assert page["contactPoint"] == "slack-pages"
-    assert page["matchers"] == [{"label": "severity", "match": "=", "value": "page"}]
+
+
+def test_grafana_has_no_notification_path_that_cannot_deliver(prod: Plan) -> None:
+    """Managed Grafana has no e-mail contact point type and evaluates no alert rule: AMP's
+    alert manager is the only notification path, so Grafana gets no contact point, no policy,
+    and no permission to publish."""
+    assert not [r for r in prod.resources if r.type.startswith("grafana:alerting/")]
+    workspace = one(prod, "aws:grafana/workspace:Workspace").props
+    assert not workspace.get("notificationDestinations")
+    assert not [r for r in of_type(prod, ROLE_POLICY) if r.props["role"] == "observability-grafana"]
 
 
 def test_missing_or_empty_dashboard_folders_are_tolerated(tmp_path: Path) -> None:

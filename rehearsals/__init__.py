@@ -1,0 +1,1 @@
+"""Rehearsals: what runs in AWS, run here for real against local counterparts."""
