@@ -26,6 +26,8 @@ REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti", "role"]
 # Tolerated clock difference between the servers that sign and those that verify.
 LEEWAY_SECONDS = 5
 REFRESH_TOKEN_BYTES = 32  # 256 bits
+# Access tokens are ES256 JWS of a few hundred bytes; a bearer value longer than this is junk.
+MAX_ACCESS_TOKEN_LENGTH = 4096
 
 
 class InvalidAccessTokenError(Exception):
@@ -77,6 +79,9 @@ def _verification_key(keys: KeyRing, token: str) -> Any:
 
 
 def verify_access_token(keys: KeyRing, settings: Settings, token: str) -> AccessClaims:
+    if len(token) > MAX_ACCESS_TOKEN_LENGTH:
+        # Ours are well under 1 KB: anything this long is refused before it is even decoded.
+        raise InvalidAccessTokenError("token too long")
     key = _verification_key(keys, token)
     try:
         claims = jwt.decode(

@@ -3,8 +3,9 @@
 The limit is decided before the endpoint (and its CurrentUser dependency) runs, so the
 bearer token is verified here with the auth module's own verifier. Only a token that
 verifies names a user; anything else counts against the client IP, so forged tokens can
-neither spend another user's quota nor escape the limit. Verified tokens are remembered
-until they expire: the signature check then costs once per token, not once per request.
+neither spend another user's quota nor escape the limit. Verification results are remembered
+by token digest within a byte budget: the signature check then costs once per token, not
+once per request, and no client can make the cache hold more than its budget.
 """
 
 from __future__ import annotations
@@ -20,11 +21,15 @@ from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
 
 from api.auth.emails import InvalidEmailError, normalise_email
+from api.auth.tokens import MAX_ACCESS_TOKEN_LENGTH
 from api.json_body import parse_json
 
 logger = logging.getLogger("api.ratelimit")
 
-_TOKEN_CACHE_LIMIT = 10_000
+# What the verification caches may hold: a few MB per worker, whatever clients send.
+_VALID_CACHE_BYTES = 4 * 1024 * 1024
+_REFUSED_CACHE_BYTES = 1024 * 1024
+_ENTRY_BYTES = 320
 # A login body is tiny; the request context middleware already refuses more than 1 MiB.
 _MAX_FIELD_LENGTH = 512
 _FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
@@ -47,42 +52,75 @@ def auth_token_verifier(app: FastAPI) -> UserVerifier:
     return verify
 
 
+class _DigestCache:
+    """Verification results by token digest, within a byte budget, oldest dropped first.
+
+    Keys are 16-byte BLAKE2b digests, never the tokens, so an entry costs the same (about
+    260 bytes measured: key, value and the dict's share) whatever a client sends.
+    """
+
+    def __init__(self, budget_bytes: int) -> None:
+        self._capacity = max(1, budget_bytes // _ENTRY_BYTES)
+        self._entries: dict[bytes, tuple[str, int] | None] = {}
+
+    def get(self, digest: bytes) -> tuple[bool, tuple[str, int] | None]:
+        if digest in self._entries:
+            return True, self._entries[digest]
+        return False, None
+
+    def put(self, digest: bytes, value: tuple[str, int] | None) -> None:
+        if len(self._entries) >= self._capacity:
+            del self._entries[next(iter(self._entries))]
+        self._entries[digest] = value
+
+
 class UserIdentity:
     def __init__(self, verifier: UserVerifier, wall_clock: Callable[[], float]) -> None:
         self._verify = verifier
         self._wall_clock = wall_clock
-        self._verified: dict[str, tuple[str, int] | None] = {}
+        # Refused tokens are remembered too, so replaying junk costs no signature checks; in a
+        # cache of their own, so a flood of junk cannot push out the users' valid tokens.
+        self._valid = _DigestCache(_VALID_CACHE_BYTES)
+        self._refused = _DigestCache(_REFUSED_CACHE_BYTES)
 
     def user_for(self, scope: Scope) -> str | None:
         token = _bearer_token(scope)
         if token is None:
             return None
-        cached = self._verified[token] if token in self._verified else self._verify_once(token)
+        digest = hashlib.blake2b(token, digest_size=16).digest()
+        found, cached = self._valid.get(digest)
+        if not found:
+            found, cached = self._refused.get(digest)
+        if not found:
+            cached = self._verify_once(digest, token)
         if cached is None or cached[1] <= self._wall_clock():
             return None
         return cached[0]
 
-    def _verify_once(self, token: str) -> tuple[str, int] | None:
+    def _verify_once(self, digest: bytes, token: bytes) -> tuple[str, int] | None:
         try:
-            result = self._verify(token)
+            result = self._verify(token.decode("latin-1"))
         except Exception:
             # A broken key ring must not turn into 500s here; the endpoint's own auth
             # dependency reports it. Until then the request counts against its IP.
             logger.exception("access token verification failed in the rate limiter")
             return None
-        if len(self._verified) >= _TOKEN_CACHE_LIMIT:
-            self._verified.clear()
-        # Refused tokens are remembered too, so replaying junk costs no signature checks.
-        self._verified[token] = result
+        (self._valid if result is not None else self._refused).put(digest, result)
         return result
 
 
-def _bearer_token(scope: Scope) -> str | None:
+def _bearer_token(scope: Scope) -> bytes | None:
+    """The bearer token, or None: absent, another scheme, or too long to be one of ours.
+
+    An oversized credential is neither verified nor cached; the endpoint answers it 401.
+    """
     for name, value in scope["headers"]:
         if name == b"authorization":
-            scheme, _, token = value.decode("latin-1").partition(" ")
+            if len(value) > MAX_ACCESS_TOKEN_LENGTH + len(b"Bearer "):
+                return None
+            scheme, _, token = bytes(value).partition(b" ")
             token = token.strip()
-            return token if scheme.lower() == "bearer" and token else None
+            return token if scheme.lower() == b"bearer" and token else None
     return None
 
 

@@ -28,9 +28,13 @@ from api.ratelimit.policies import Policy, PolicySet
 
 logger = logging.getLogger("api.ratelimit")
 
-# Resolved (method, path) pairs kept for the next request; paths with ids make this grow,
-# so it is simply emptied when full.
-_PLAN_CACHE_LIMIT = 8192
+# Plans of matched routes are kept for the next request by (method, path), oldest dropped
+# first. Only paths of a sane length are kept and never unmatched ones (404s, probes), so the
+# cache stays within its byte budget whatever clients send; anything else is resolved anew.
+_MAX_CACHED_PATH = 256
+_PLAN_ENTRY_BYTES = _MAX_CACHED_PATH + 256  # the path, the key tuple, the dict's share
+_PLAN_CACHE_BYTES = 4 * 1024 * 1024
+_PLAN_CACHE_ENTRIES = _PLAN_CACHE_BYTES // _PLAN_ENTRY_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,9 +124,10 @@ class RouteTable:
         plan = self._plans.get(cache_key)
         if plan is None:
             plan = self._resolve(method, path)
-            if len(self._plans) >= _PLAN_CACHE_LIMIT:
-                self._plans.clear()
-            self._plans[cache_key] = plan
+            if plan.template is not None and len(path) <= _MAX_CACHED_PATH:
+                if len(self._plans) >= _PLAN_CACHE_ENTRIES:
+                    del self._plans[next(iter(self._plans))]
+                self._plans[cache_key] = plan
         return plan
 
     def _resolve(self, method: str, path: str) -> RoutePlan:
