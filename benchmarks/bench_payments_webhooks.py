@@ -88,7 +88,7 @@ def _seed_payments(database_url: str, count: int) -> list[tuple[str, str]]:
         {
             "id": uuid.uuid4(),
             "user_id": user_id,
-            "price_id": "price_team_monthly",
+            "price_id": "price_onboarding_usd",
             "quantity": 1,
             "amount": AMOUNT,
             "currency": "usd",

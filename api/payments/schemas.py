@@ -1,4 +1,4 @@
-"""Request and response bodies of the payment endpoints (CONTRACT.md section 3)."""
+"""Request and response bodies of the payment endpoints."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from api.auth.models import as_utc
 from api.payments.models import Payment
-from api.payments.prices import Price, PriceId
+from api.payments.prices import Interval, Price, PriceId, PriceType
 from api.payments.state_machine import PaymentStatus, as_status
 
 MAX_QUANTITY = 1000
@@ -22,6 +22,10 @@ class PriceOut(BaseModel):
     product: str
     unit_amount: int
     currency: str
+    type: PriceType
+    interval: Interval | None = Field(description="billing period of a recurring price")
+    interval_count: int | None = Field(description="periods between bills (recurring only)")
+    entitlements: list[str] = Field(description="what an active subscription to it grants")
 
     @classmethod
     def of(cls, price: Price) -> PriceOut:
@@ -30,6 +34,10 @@ class PriceOut(BaseModel):
             product=price.product,
             unit_amount=price.unit_amount,
             currency=price.currency,
+            type=price.type,
+            interval=price.interval,
+            interval_count=(price.interval_count or 1) if price.is_recurring else None,
+            entitlements=list(price.entitlements),
         )
 
 

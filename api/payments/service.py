@@ -240,6 +240,13 @@ async def create_payment(
     price = catalog.get(body.price_id)
     if price is None:
         raise ProblemError(422, f"there is no price {body.price_id!r}", slug="unknown-price")
+    if price.is_recurring:
+        raise ProblemError(
+            422,
+            f"{price.id!r} is a recurring price: subscribe with POST /v1/billing/subscriptions "
+            "or POST /v1/billing/checkout",
+            slug="recurring-price",
+        )
     amount = price.unit_amount * body.quantity
     if amount > MAX_PAYMENT_AMOUNT:
         raise ProblemError(422, "the total amount is too large", slug="amount-too-large")

@@ -141,7 +141,7 @@ async def create_payment(
     client: httpx.AsyncClient,
     headers: dict[str, str],
     *,
-    price_id: str = "price_team_monthly",
+    price_id: str = "price_onboarding_usd",
     quantity: int = 1,
     key: str | None = None,
 ) -> dict[str, Any]:

@@ -28,11 +28,25 @@ async def test_prices_are_the_bundled_catalog(payments_client: httpx.AsyncClient
 
     assert response.status_code == 200
     prices = {price["id"]: price for price in response.json()}
+    assert prices["price_onboarding_usd"] == {
+        "id": "price_onboarding_usd",
+        "product": "Slipway onboarding session",
+        "unit_amount": 4900,
+        "currency": "usd",
+        "type": "one_time",
+        "interval": None,
+        "interval_count": None,
+        "entitlements": [],
+    }
     assert prices["price_team_monthly"] == {
         "id": "price_team_monthly",
         "product": "Slipway Team (monthly)",
         "unit_amount": 4900,
         "currency": "usd",
+        "type": "recurring",
+        "interval": "month",
+        "interval_count": 1,
+        "entitlements": ["api_access", "team_members", "premium_reports"],
     }
 
 
@@ -60,7 +74,7 @@ async def test_the_amount_comes_from_the_catalog(
 
 async def test_creating_needs_an_idempotency_key(payments_client: httpx.AsyncClient) -> None:
     headers = await user_headers(payments_client)
-    body = {"price_id": "price_team_monthly", "quantity": 1}
+    body = {"price_id": "price_onboarding_usd", "quantity": 1}
 
     missing = await payments_client.post("/v1/payments", json=body, headers=headers)
     too_long = await payments_client.post(
@@ -78,7 +92,7 @@ async def test_the_same_key_and_body_replays_the_first_response(
     payments_client: httpx.AsyncClient, stripe_client: stripe.StripeClient
 ) -> None:
     headers = {**(await user_headers(payments_client)), "Idempotency-Key": "order-42"}
-    body = {"price_id": "price_starter_monthly", "quantity": 2}
+    body = {"price_id": "price_credits_usd", "quantity": 2}
     intents_before = count_payment_intents(stripe_client)
 
     first = await payments_client.post("/v1/payments", json=body, headers=headers)
@@ -95,11 +109,11 @@ async def test_the_same_key_with_another_body_is_refused(
 ) -> None:
     headers = {**(await user_headers(payments_client)), "Idempotency-Key": "order-43"}
     await payments_client.post(
-        "/v1/payments", json={"price_id": "price_starter_monthly", "quantity": 1}, headers=headers
+        "/v1/payments", json={"price_id": "price_credits_usd", "quantity": 1}, headers=headers
     )
 
     conflicting = await payments_client.post(
-        "/v1/payments", json={"price_id": "price_starter_monthly", "quantity": 5}, headers=headers
+        "/v1/payments", json={"price_id": "price_credits_usd", "quantity": 5}, headers=headers
     )
 
     assert conflicting.status_code == 422
@@ -107,7 +121,7 @@ async def test_the_same_key_with_another_body_is_refused(
 
 
 async def test_keys_belong_to_their_user(payments_client: httpx.AsyncClient) -> None:
-    body = {"price_id": "price_starter_monthly", "quantity": 1}
+    body = {"price_id": "price_credits_usd", "quantity": 1}
     alice = {**(await user_headers(payments_client)), "Idempotency-Key": "shared-key"}
     bob = {**(await user_headers(payments_client)), "Idempotency-Key": "shared-key"}
 
@@ -124,9 +138,9 @@ async def test_unknown_prices_and_bad_quantities_are_refused(
     headers = {**(await user_headers(payments_client)), "Idempotency-Key": "bad-input"}
     cases = [
         {"price_id": "price_nope", "quantity": 1},
-        {"price_id": "price_team_monthly", "quantity": 0},
-        {"price_id": "price_team_monthly", "quantity": 1, "amount": 1},
-        {"price_id": "price_team_monthly", "quantity": "many"},
+        {"price_id": "price_onboarding_usd", "quantity": 0},
+        {"price_id": "price_onboarding_usd", "quantity": 1, "amount": 1},
+        {"price_id": "price_onboarding_usd", "quantity": "many"},
     ]
     for body in cases:
         response = await payments_client.post("/v1/payments", json=body, headers=headers)
@@ -194,7 +208,7 @@ async def test_pay_then_refund_end_to_end(
 ) -> None:
     customer = await user_headers(payments_client)
     admin = await user_headers(payments_client, admin_app=payments_app)
-    payment = await create_payment(payments_client, customer, price_id="price_team_monthly")
+    payment = await create_payment(payments_client, customer, price_id="price_onboarding_usd")
     intent_id = payment["stripe_payment_intent_id"]
 
     # The customer pays; Stripe (the emulator) confirms and records payment_intent.succeeded,
@@ -250,3 +264,20 @@ async def _deliver_charge_refunded(
     }
     response = await deliver(client, make_event("charge.refunded", data_object))
     assert response.json()["result"] == "processed", response.text
+
+
+async def test_a_plan_cannot_be_bought_as_a_one_off_payment(
+    payments_client: httpx.AsyncClient, stripe_client: stripe.StripeClient
+) -> None:
+    headers = await user_headers(payments_client)
+    intents_before = count_payment_intents(stripe_client)
+
+    response = await payments_client.post(
+        "/v1/payments",
+        json={"price_id": "price_team_monthly", "quantity": 1},
+        headers={**headers, "Idempotency-Key": str(uuid.uuid4())},
+    )
+
+    assert response.status_code == 422
+    assert response.json()["type"].endswith("/recurring-price")
+    assert count_payment_intents(stripe_client) == intents_before

@@ -21,7 +21,7 @@ from tests.conftest import AppHarness, delete_all_rows
 
 pytest_plugins = ("tests.api.stripe_emulator",)
 
-BODY = {"price_id": "price_team_monthly", "quantity": 2}
+BODY = {"price_id": "price_onboarding_usd", "quantity": 2}
 
 
 @pytest_asyncio.fixture(scope="module")
