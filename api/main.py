@@ -11,6 +11,7 @@ from fastapi.middleware.cors import CORSMiddleware
 
 from api import health
 from api.auth.setup import install_auth
+from api.billing.setup import install_billing
 from api.db import Database
 from api.docs_ui import install_docs
 from api.email.setup import install_email
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     install_auth(app)
     install_payments(app)
     install_docs(app)
+    install_billing(app)
 
     # Rate limiting resolves each request's route from the routers included above; its
     # middleware sits inside CORS and metrics (preflights are free, 429s are counted).

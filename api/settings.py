@@ -10,6 +10,7 @@ import ipaddress
 from functools import lru_cache
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -72,6 +73,10 @@ class Settings(BaseSettings):
     bootstrap_admin_email: str | None = None
     bootstrap_admin_password: SecretStr | None = None
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Origins (scheme://host[:port]) that Checkout and the billing portal may send users back to.
+    billing_redirect_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # How long a past_due subscription keeps its entitlements while Stripe retries the payment.
+    billing_grace_period_days: int = Field(default=7, ge=0, le=60)
     # prometheus_client's own variable: set when several worker processes share metrics.
     prometheus_multiproc_dir: Path | None = None
 
@@ -118,10 +123,33 @@ class Settings(BaseSettings):
             raise ValueError("STRIPE_API_BASE must be an http(s) URL")
         return value.rstrip("/") if value else value
 
-    @field_validator("stripe_webhook_secrets", "cors_origins", mode="before")
+    @field_validator(
+        "stripe_webhook_secrets", "cors_origins", "billing_redirect_origins", mode="before"
+    )
     @classmethod
     def _csv(cls, value: object) -> object:
         return _split_csv(value)
+
+    @field_validator("billing_redirect_origins")
+    @classmethod
+    def _redirect_origins(cls, value: list[str]) -> list[str]:
+        origins = []
+        for origin in value:
+            parsed = urlsplit(origin)
+            if (
+                parsed.scheme not in ("http", "https")
+                or not parsed.hostname
+                or parsed.path not in ("", "/")
+                or parsed.query
+                or parsed.fragment
+                or parsed.username is not None
+            ):
+                raise ValueError(
+                    f"BILLING_REDIRECT_ORIGINS entries must be origins like https://app.example.com"
+                    f" (got {origin!r})"
+                )
+            origins.append(f"{parsed.scheme}://{parsed.netloc.lower()}")
+        return origins
 
     @field_validator("trusted_proxies", mode="before")
     @classmethod
@@ -217,6 +245,8 @@ class Settings(BaseSettings):
             problems.append(f"CORS_ORIGINS must not contain '*' in {env}")
         if any(origin.startswith("http://") for origin in self.cors_origins):
             problems.append(f"CORS_ORIGINS must use https:// origins in {env}")
+        if any(origin.startswith("http://") for origin in self.billing_redirect_origins):
+            problems.append(f"BILLING_REDIRECT_ORIGINS must use https:// origins in {env}")
         if self.stripe_secret_key is not None:
             key = self.stripe_secret_key.get_secret_value()
             if not self.stripe_webhook_secrets:

@@ -13,6 +13,7 @@ from api.auth.dependencies import AdminUser, CurrentUser, KeyRingDep, SettingsDe
 from api.auth.models import USER_AGENT_MAX_LENGTH, RefreshTokenFamily, User, as_utc
 from api.auth.schemas import (
     AdminUserOut,
+    CurrentUserOut,
     LoginRequest,
     RefreshRequest,
     RegisterRequest,
@@ -21,6 +22,7 @@ from api.auth.schemas import (
     UserOut,
     UserPage,
 )
+from api.billing.entitlements import entitlements_of
 from api.db import SessionDep
 from api.errors import ProblemError
 
@@ -171,8 +173,9 @@ async def revoke_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDe
 
 
 @users_router.get("/me", responses=_UNAUTHORIZED)
-async def me(user: CurrentUser) -> UserOut:
-    return _user_out(user)
+async def me(request: Request, user: CurrentUser, db: SessionDep) -> CurrentUserOut:
+    entitlements = await entitlements_of(request, db, user)
+    return CurrentUserOut(**_user_out(user).model_dump(), entitlements=entitlements)
 
 
 @admin_router.get("/users", responses={**_UNAUTHORIZED, 403: {"description": "not an admin"}})

@@ -65,6 +65,12 @@ class UserOut(BaseModel):
     created_at: datetime
 
 
+class CurrentUserOut(UserOut):
+    entitlements: list[str] = Field(
+        description="what the user's subscription grants now (see GET /v1/billing/subscription)"
+    )
+
+
 class AdminUserOut(UserOut):
     disabled: bool
 

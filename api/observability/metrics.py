@@ -64,6 +64,15 @@ email_messages_total = Counter(
 )
 EMAIL_OUTCOMES = ("sent", "failed", "dropped")
 
+billing_webhook_events_total = Counter(
+    "billing_webhook_events_total",
+    "Stripe billing events by what they did to the subscription mirror: processed, duplicate, "
+    "stale (older than what the mirror holds), unknown_customer, ignored, failed.",
+    ["type", "outcome"],
+)
+# billing_subscriptions{status} and billing_mrr{currency} are read from the subscription mirror
+# at scrape time (api.billing.metrics), like the ops_* series below.
+
 # ops_flow_last_success_timestamp_seconds{flow} and ops_flow_runs_total{flow,result} are not
 # process metrics: flows record their runs in the database and /metrics derives these series
 # from it at scrape time (api.observability.flow_metrics, docs/adr/0002-flow-metrics.md).
@@ -82,4 +91,5 @@ API_METRICS: tuple[Counter | Gauge | Histogram, ...] = (
     stripe_webhook_events_total,
     stripe_webhook_processing_seconds,
     email_messages_total,
+    billing_webhook_events_total,
 )

@@ -24,8 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from api.auth.models import utc_now
+from api.billing.events import BILLING_EVENT_TYPES, BillingOutcome, apply_billing_event
 from api.errors import describe_database_error, is_database_unavailable
 from api.payments.models import Payment, StripeEvent
+from api.payments.prices import PriceCatalog
 from api.payments.state_machine import Change, PaymentStatus, sources_of
 from api.payments.webhook_signature import StripeEventPayload
 
@@ -43,7 +45,7 @@ PAYMENT_INTENT_STATUSES: Final[dict[str, PaymentStatus]] = {
 CHARGE_REFUNDED = "charge.refunded"
 DISPUTE_CREATED = "charge.dispute.created"
 HANDLED_TYPES: Final[frozenset[str]] = frozenset(
-    {*PAYMENT_INTENT_STATUSES, CHARGE_REFUNDED, DISPUTE_CREATED}
+    {*PAYMENT_INTENT_STATUSES, CHARGE_REFUNDED, DISPUTE_CREATED, *BILLING_EVENT_TYPES}
 )
 
 
@@ -57,6 +59,8 @@ class Outcome:
     result: EventResult
     # The status a payment moved to, when it moved (for the transitions metric).
     transition: PaymentStatus | None = None
+    # What a billing event did to the subscription mirror (billing_webhook_events_total).
+    billing: BillingOutcome | None = None
 
 
 class _Reference(BaseModel):
@@ -226,7 +230,13 @@ async def _apply_dispute_created(session: AsyncSession, event: StripeEventPayloa
     return await _apply_change(session, refers_to, change, charge_id=charge_id)
 
 
-async def _apply(session: AsyncSession, event: StripeEventPayload) -> Outcome:
+async def _apply(
+    session: AsyncSession, event: StripeEventPayload, catalog: PriceCatalog | None
+) -> Outcome:
+    if event.type in BILLING_EVENT_TYPES:
+        applied = await apply_billing_event(session, event, catalog)
+        result: EventResult = "processed" if applied.outcome == "processed" else "ignored"
+        return Outcome(result, billing=applied.outcome)
     if event.type in PAYMENT_INTENT_STATUSES:
         return await _apply_payment_intent_event(
             session, event, PAYMENT_INTENT_STATUSES[event.type]
@@ -301,15 +311,20 @@ async def _record_failure(
 
 
 async def record_and_apply(
-    sessions: async_sessionmaker[AsyncSession], event: StripeEventPayload
+    sessions: async_sessionmaker[AsyncSession],
+    event: StripeEventPayload,
+    catalog: PriceCatalog | None = None,
 ) -> Outcome:
-    """Store `event` once and apply it, in one transaction. Never raises for a bad event."""
+    """Store `event` once and apply it, in one transaction. Never raises for a bad event.
+
+    `catalog` interprets Checkout Sessions (which name a catalog price); without it a
+    completed subscription Checkout waits for the subscription's own events."""
     try:
         async with sessions() as session, session.begin():
             stored = await _store_event(session, event)
             if not stored and await _already_processed(session, event.id):
                 return Outcome("duplicate")
-            outcome = await _apply(session, event)
+            outcome = await _apply(session, event, catalog)
             if not stored:  # an earlier attempt failed and left its error: this one worked
                 await session.execute(
                     update(StripeEvent)

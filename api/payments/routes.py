@@ -10,9 +10,11 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from fastapi.responses import JSONResponse, Response
 
 from api.auth.dependencies import AdminUser, CurrentUser
+from api.billing.events import BILLING_EVENT_TYPES
 from api.db import DatabaseDep, SessionDep
 from api.errors import ProblemError, is_database_unavailable
 from api.observability.metrics import (
+    billing_webhook_events_total,
     payments_status_transitions_total,
     stripe_webhook_events_total,
     stripe_webhook_processing_seconds,
@@ -156,7 +158,7 @@ async def stripe_webhook(
         raise ProblemError(400, "the body is not a Stripe event", slug="malformed-event") from None
 
     try:
-        outcome = await record_and_apply(database.sessions, event)
+        outcome = await record_and_apply(database.sessions, event, runtime.catalog)
     except Exception as exc:
         if is_database_unavailable(exc):  # answered 503 by api.errors: Stripe redelivers
             stripe_webhook_events_total.labels(
@@ -166,6 +168,10 @@ async def stripe_webhook(
     stripe_webhook_events_total.labels(
         type=metric_type_label(event.type), result=outcome.result
     ).inc()
+    if event.type in BILLING_EVENT_TYPES:
+        billing_webhook_events_total.labels(
+            type=event.type, outcome=outcome.billing or outcome.result
+        ).inc()
     if outcome.transition is not None:
         payments_status_transitions_total.labels(status=outcome.transition).inc()
     stripe_webhook_processing_seconds.observe(time.perf_counter() - started)

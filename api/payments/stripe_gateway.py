@@ -1,4 +1,4 @@
-"""The only module that talks to Stripe (the API and, later, the reconciliation flow use it).
+"""The only module that talks to Stripe (the API and the reconciliation flow use it).
 
 It wraps `stripe.StripeClient` with `STRIPE_API_BASE` honoured (a local emulator in tests),
 network retries on (stripe-python resends a POST with the same Idempotency-Key, so a retry
@@ -8,12 +8,28 @@ of StripeObjects so nothing above it depends on the SDK's shapes.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import stripe
-from stripe.params import EventListParams, RefundCreateParams
+from stripe.params import (
+    EventListParams,
+    RefundCreateParams,
+    SubscriptionListParams,
+    SubscriptionUpdateParams,
+)
+from stripe.params.checkout import SessionCreateParams
+
+from api.billing.stripe_objects import (
+    CheckoutSessionSnapshot,
+    SubscriptionSnapshot,
+    parse_checkout_session,
+    parse_subscription,
+)
 
 DEFAULT_MAX_NETWORK_RETRIES = 2
 # Long enough for Stripe's slow tail, short enough that a stuck call does not hold a request.
@@ -53,8 +69,10 @@ class RefundInfo:
 
 def _translate(exc: stripe.StripeError) -> PaymentProviderError:
     # The SDK's message may quote request parameters; callers log the code and status only.
+    # Stripe's idempotency errors carry no code: name them, callers answer them differently.
+    code = "idempotency_error" if isinstance(exc, stripe.IdempotencyError) else exc.code
     return PaymentProviderError(
-        exc.user_message or type(exc).__name__, http_status=exc.http_status, code=exc.code
+        exc.user_message or type(exc).__name__, http_status=exc.http_status, code=code
     )
 
 
@@ -64,6 +82,21 @@ def _id_of(value: Any) -> str | None:
         return value
     identifier = getattr(value, "id", None)
     return identifier if isinstance(identifier, str) else None
+
+
+def _subscription(subscription: stripe.Subscription) -> SubscriptionSnapshot:
+    """The snapshot, stamped with Stripe's own clock (the answer's Date header), so that it
+    is ordered against webhook events by the same clock that stamps their `created`."""
+    snapshot = parse_subscription(subscription.to_dict())
+    response = subscription.last_response
+    date = response.headers.get("date") if response is not None else None
+    observed_at: datetime | None = None
+    if date:
+        try:
+            observed_at = parsedate_to_datetime(date)
+        except (TypeError, ValueError):
+            observed_at = None
+    return dataclasses.replace(snapshot, observed_at=observed_at)
 
 
 def _payment_intent_info(intent: stripe.PaymentIntent) -> PaymentIntentInfo:
@@ -160,6 +193,123 @@ class StripeGateway:
                 yield event.to_dict()
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+
+    # --- billing ---------------------------------------------------------------------------
+
+    async def create_customer(
+        self, *, email: str, metadata: Mapping[str, str], idempotency_key: str
+    ) -> str:
+        """A Customer; the same key within Stripe's 24 h window answers the same Customer."""
+        try:
+            customer = await self._client.v1.customers.create_async(
+                params={"email": email, "metadata": dict(metadata)},
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return customer.id
+
+    async def create_subscription(
+        self,
+        *,
+        customer_id: str,
+        stripe_price_id: str,
+        metadata: Mapping[str, str],
+        idempotency_key: str,
+    ) -> SubscriptionSnapshot:
+        """A subscription left `incomplete` until the customer confirms its first payment
+        with the returned client secret (Stripe's `default_incomplete` flow)."""
+        try:
+            subscription = await self._client.v1.subscriptions.create_async(
+                params={
+                    "customer": customer_id,
+                    "items": [{"price": stripe_price_id}],
+                    "payment_behavior": "default_incomplete",
+                    "payment_settings": {"save_default_payment_method": "on_subscription"},
+                    "metadata": dict(metadata),
+                    "expand": ["latest_invoice.confirmation_secret"],
+                },
+                options={"idempotency_key": idempotency_key},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _subscription(subscription)
+
+    async def retrieve_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
+        try:
+            subscription = await self._client.v1.subscriptions.retrieve_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _subscription(subscription)
+
+    async def update_subscription(
+        self,
+        subscription_id: str,
+        *,
+        cancel_at_period_end: bool | None = None,
+        item_id: str | None = None,
+        stripe_price_id: str | None = None,
+        idempotency_key: str | None = None,
+    ) -> SubscriptionSnapshot:
+        """Cancel at period end, resume, or swap the price of the item (prorated)."""
+        params: SubscriptionUpdateParams = {}
+        if cancel_at_period_end is not None:
+            params["cancel_at_period_end"] = cancel_at_period_end
+        if item_id is not None and stripe_price_id is not None:
+            params["items"] = [{"id": item_id, "price": stripe_price_id}]
+            params["proration_behavior"] = "create_prorations"
+        try:
+            subscription = await self._client.v1.subscriptions.update_async(
+                subscription_id,
+                params=params,
+                options={"idempotency_key": idempotency_key} if idempotency_key else {},
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _subscription(subscription)
+
+    async def cancel_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
+        """End the subscription now (no proration credit)."""
+        try:
+            subscription = await self._client.v1.subscriptions.cancel_async(subscription_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return _subscription(subscription)
+
+    async def iter_subscriptions(
+        self, *, created_gte: int | None = None
+    ) -> AsyncIterator[SubscriptionSnapshot]:
+        """Every subscription (any status), newest first."""
+        params: SubscriptionListParams = {"limit": 100, "status": "all"}
+        if created_gte is not None:
+            params["created"] = {"gte": created_gte}
+        try:
+            page = await self._client.v1.subscriptions.list_async(params=params)
+            async for subscription in page.auto_paging_iter():
+                yield parse_subscription(subscription.to_dict())
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+
+    async def create_checkout_session(
+        self, params: SessionCreateParams, *, idempotency_key: str
+    ) -> CheckoutSessionSnapshot:
+        try:
+            session = await self._client.v1.checkout.sessions.create_async(
+                params=params, options={"idempotency_key": idempotency_key}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return parse_checkout_session(session.to_dict())
+
+    async def create_portal_session(self, *, customer_id: str, return_url: str) -> str:
+        """The URL of a customer-portal session (short-lived, single customer)."""
+        try:
+            session = await self._client.v1.billing_portal.sessions.create_async(
+                params={"customer": customer_id, "return_url": return_url}
+            )
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return session.url
 
     async def close(self) -> None:
         await self._http_client.close_async()  # type: ignore[no-untyped-call]

@@ -6,6 +6,9 @@
   new PaymentIntent for every create) and answers lost on the way back, so the tests can show
   that a retried create never makes a second PaymentIntent (tests/api/payments_support.py).
 - `payments_app` / `payments_client`: the API with Stripe configured, one app per backend.
+- `billing_stripe`: our Stripe Billing server in front of localstripe (subscriptions, invoices,
+  Checkout, the portal; tests/api/billing_emulator.py names each gap it fills);
+  `billing_app` / `billing_client`: the API pointed at it.
 
 Test modules load these fixtures with `pytest_plugins = ("tests.api.stripe_emulator",)`.
 """
@@ -18,6 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 
 import httpx
 import pytest
@@ -28,6 +32,9 @@ from fastapi import FastAPI
 from starlette.applications import Starlette
 from starlette.routing import Route
 
+from api.payments.prices import load_price_catalog
+from tests.api.billing_emulator import BillingStripe
+from tests.api.billing_support import billing_settings
 from tests.api.payments_support import STRIPE_SECRET_KEY, ReplayingStripe, payments_settings
 from tests.conftest import AppHarness, delete_all_rows
 from tests.live_server import free_port
@@ -73,23 +80,43 @@ def stripe_client(localstripe_url: str) -> stripe.StripeClient:
     return stripe.StripeClient(STRIPE_SECRET_KEY, base_addresses={"api": localstripe_url})
 
 
+@contextmanager
+def _serve(app: Starlette, *, date_header: bool = True) -> Iterator[str]:
+    """A Starlette app on a free port in a thread, for the session."""
+    port = free_port()
+    config = uvicorn.Config(
+        app, port=port, log_level="warning", lifespan="off", date_header=date_header
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        _wait_for_port(port)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
 @pytest.fixture(scope="session")
 def replaying_stripe() -> Iterator[ReplayingStripe]:
     emulator = ReplayingStripe()
     app = Starlette(
         routes=[Route("/v1/payment_intents", emulator.create_payment_intent, methods=["POST"])]
     )
-    port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, port=port, log_level="warning", lifespan="off"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    try:
-        _wait_for_port(port)
-        emulator.url = f"http://127.0.0.1:{port}"
+    with _serve(app) as url:
+        emulator.url = url
         yield emulator
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def billing_stripe(localstripe_url: str) -> Iterator[BillingStripe]:
+    emulator = BillingStripe(catalog=load_price_catalog(), localstripe_url=localstripe_url)
+    # The emulator stamps its own Date header: uvicorn's is refreshed once a second and may
+    # lag the events' `created`, which Stripe's own clock never does.
+    with _serve(emulator.app(), date_header=False) as url:
+        emulator.url = url
+        yield emulator
 
 
 # --- apps ---
@@ -106,6 +133,22 @@ async def payments_client(
     payments_app: FastAPI, database_url: str
 ) -> AsyncIterator[httpx.AsyncClient]:
     async with AppHarness.client(payments_app) as http:
+        yield http
+    delete_all_rows(database_url)
+
+
+@pytest_asyncio.fixture(scope="session")
+async def billing_app(
+    app_harness: AppHarness, database_url: str, billing_stripe: BillingStripe
+) -> FastAPI:
+    return await app_harness.start(billing_settings(database_url, billing_stripe.url))
+
+
+@pytest_asyncio.fixture
+async def billing_client(
+    billing_app: FastAPI, database_url: str
+) -> AsyncIterator[httpx.AsyncClient]:
+    async with AppHarness.client(billing_app) as http:
         yield http
     delete_all_rows(database_url)
 

@@ -39,7 +39,7 @@ async def test_register_login_me_refresh_logout(client: httpx.AsyncClient) -> No
     assert pair["expires_in"] == 900
     me = await client.get("/v1/users/me", headers=bearer(pair["access_token"]))
     assert me.status_code == 200
-    assert me.json() == user
+    assert me.json() == {**user, "entitlements": []}  # no subscription, nothing granted
 
     refreshed = await client.post("/v1/auth/refresh", json={"refresh_token": pair["refresh_token"]})
     assert refreshed.status_code == 200
@@ -47,7 +47,7 @@ async def test_register_login_me_refresh_logout(client: httpx.AsyncClient) -> No
     new_pair = refreshed.json()
     assert new_pair["refresh_token"] != pair["refresh_token"]
     me_again = await client.get("/v1/users/me", headers=bearer(new_pair["access_token"]))
-    assert me_again.json() == user
+    assert me_again.json() == {**user, "entitlements": []}
 
     logout = await client.post("/v1/auth/logout", json={"refresh_token": new_pair["refresh_token"]})
     assert logout.status_code == 204

@@ -17,6 +17,7 @@ CONTRACT_DEFAULTS = {
     "register": (20, 3600, "ip", ["POST /v1/auth/register"]),
     "refresh": (60, 60, "ip", ["POST /v1/auth/refresh"]),
     "payments-create": (30, 60, "user", ["POST /v1/payments"]),
+    "billing": (30, 60, "user", ["POST /v1/billing/*"]),
     "authenticated": (600, 60, "user", []),
     "anonymous": (300, 60, "ip", []),
 }

@@ -46,6 +46,7 @@ def test_lists_are_comma_separated(environment) -> None:
             "TRUSTED_PROXIES": "10.0.0.0/8, 2001:db8::/32",
             "STRIPE_WEBHOOK_SECRETS": "whsec_old,whsec_new",
             "CORS_ORIGINS": "https://a.example, https://b.example",
+            "BILLING_REDIRECT_ORIGINS": "https://App.example/, http://localhost:3000",
         }
     )
     settings = load_settings()
@@ -58,6 +59,7 @@ def test_lists_are_comma_separated(environment) -> None:
         "whsec_new",
     ]
     assert settings.cors_origins == ["https://a.example", "https://b.example"]
+    assert settings.billing_redirect_origins == ["https://app.example", "http://localhost:3000"]
 
 
 @pytest.mark.parametrize(
@@ -70,6 +72,9 @@ def test_lists_are_comma_separated(environment) -> None:
         ("STRIPE_WEBHOOK_SECRETS", "sk_live_oops"),
         ("ACCESS_TOKEN_TTL_SECONDS", "0"),
         ("STRIPE_API_BASE", "ftp://x"),
+        ("BILLING_REDIRECT_ORIGINS", "https://app.example/checkout"),
+        ("BILLING_REDIRECT_ORIGINS", "app.example"),
+        ("BILLING_GRACE_PERIOD_DAYS", "-1"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_variable(environment, name, value) -> None:
@@ -92,6 +97,7 @@ def test_secure_production_configuration_loads(environment) -> None:
         ({"REDIS_URL": ""}, "REDIS_URL"),
         ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+        ({"BILLING_REDIRECT_ORIGINS": "http://app.example"}, "BILLING_REDIRECT_ORIGINS"),
         ({"STRIPE_SECRET_KEY": "sk_live_x"}, "STRIPE_WEBHOOK_SECRETS"),
         (
             {"STRIPE_SECRET_KEY": "sk_test_x", "STRIPE_WEBHOOK_SECRETS": "whsec_x"},

@@ -1,0 +1,1 @@
+"""Billing: Stripe Customers, subscriptions, Checkout, the customer portal and entitlements."""
