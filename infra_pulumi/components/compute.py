@@ -330,6 +330,9 @@ class Compute(pulumi.ComponentResource):
                 }
             ],
             deployment_circuit_breaker={"enable": True, "rollback": True},
+            # `pulumi up` fails when the release never becomes healthy (the circuit breaker
+            # rolls it back); otherwise a crash-looping release would deploy green.
+            wait_for_steady_state=True,
             health_check_grace_period_seconds=30,
             propagate_tags="SERVICE",
             tags=tags(config, "api-service"),

@@ -312,6 +312,7 @@ class FlowsWorker(pulumi.ComponentResource):
             load_balancers=load_balancers,
             service_connect_configuration=service_connect,
             deployment_circuit_breaker={"enable": True, "rollback": True},
+            wait_for_steady_state=True,  # a release that never gets healthy fails `pulumi up`
             tags=tags(self._config, purpose),
             # ECS rejects a service whose target group has no load balancer yet.
             opts=child(self, depends_on=list(after)),

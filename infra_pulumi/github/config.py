@@ -21,6 +21,7 @@ _STACK_NAME = re.compile(r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$")
 _ROLE_ARN = re.compile(r"^arn:aws[a-z-]*:iam::\d{12}:role/[\w+=,.@/-]{1,512}$")
 _CHECK_NAME = re.compile(r"^[\w .()/-]{1,100}$")
 _VISIBILITIES = ("private", "internal", "public")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 class GovernanceConfigError(ValueError):
@@ -50,6 +51,9 @@ class GovernanceConfig:
     aws_region: str
     targets: tuple[DeployTarget, ...]
     pulumi_access_token: pulumi.Output[str]
+    # The account deploy.yml's smoke check signs in with after each deploy (both stacks).
+    smoke_test_email: str
+    smoke_test_password: pulumi.Output[str]
     secret_scanning: bool
 
 
@@ -127,6 +131,12 @@ def load(read: Lookup, read_secret: Callable[[str], pulumi.Output[str] | None]) 
             f"{NAMESPACE}:pulumiAccessToken is required "
             f"(pulumi config set --secret {NAMESPACE}:pulumiAccessToken)"
         )
+    smoke_password = read_secret("smokeTestPassword")
+    if smoke_password is None:
+        raise GovernanceConfigError(
+            f"{NAMESPACE}:smokeTestPassword is required: the password of the smoke-test account "
+            f"(pulumi config set --secret {NAMESPACE}:smokeTestPassword)"
+        )
     frontend = read("frontendRepository")
     frontend_checks = read("frontendRequiredChecks") or ["lint", "test", "build"]
     secret_scanning = read("secretScanning")
@@ -150,6 +160,8 @@ def load(read: Lookup, read_secret: Callable[[str], pulumi.Output[str] | None]) 
             _target(read, "prod", "production", stacks),
         ),
         pulumi_access_token=token,
+        smoke_test_email=_string("smokeTestEmail", read("smokeTestEmail"), _EMAIL),
+        smoke_test_password=smoke_password,
         # Secret scanning and push protection; private repositories need GitHub Advanced Security.
         secret_scanning=True if secret_scanning is None else bool(secret_scanning),
     )

@@ -223,6 +223,11 @@ class GithubGovernance(pulumi.ComponentResource):
                 **common,
                 "AWS_DEPLOY_ROLE_ARN": deploy_role,
                 "ECR_REPOSITORY_URL": _stack_output(stack, ECR_REPOSITORY_OUTPUT),
+                "SMOKE_TEST_EMAIL": config.smoke_test_email,
+            },
+            secrets={
+                "PULUMI_ACCESS_TOKEN": config.pulumi_access_token,
+                "SMOKE_TEST_PASSWORD": config.smoke_test_password,
             },
         )
         preview = f"{target.environment}-preview"
@@ -234,6 +239,7 @@ class GithubGovernance(pulumi.ComponentResource):
             tag_patterns=(),
             reviewers=False,
             variables={**common, "AWS_DEPLOY_ROLE_ARN": preview_role},
+            secrets={"PULUMI_ACCESS_TOKEN": config.pulumi_access_token},
         )
         return target.environment, preview
 
@@ -259,6 +265,7 @@ class GithubGovernance(pulumi.ComponentResource):
         tag_patterns: Sequence[str],
         reviewers: bool,
         variables: Mapping[str, pulumi.Input[str]],
+        secrets: Mapping[str, pulumi.Output[str]],
     ) -> github.RepositoryEnvironment:
         restricted = bool(branch_patterns or tag_patterns)
         env = github.RepositoryEnvironment(
@@ -302,12 +309,13 @@ class GithubGovernance(pulumi.ComponentResource):
                 value=value,
                 opts=child,
             )
-        github.ActionsEnvironmentSecret(
-            f"{name}-pulumi-access-token",
-            repository=repo.name,
-            environment=env.environment,
-            secret_name="PULUMI_ACCESS_TOKEN",  # noqa: S106 - the secret's name; its value is an Output
-            plaintext_value=self._config.pulumi_access_token,  # a secret Output from config
-            opts=child,
-        )
+        for secret, value in sorted(secrets.items()):
+            github.ActionsEnvironmentSecret(
+                f"{name}-{secret.lower().replace('_', '-')}",
+                repository=repo.name,
+                environment=env.environment,
+                secret_name=secret,
+                plaintext_value=value,  # a secret Output from config
+                opts=child,
+            )
         return env

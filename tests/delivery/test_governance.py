@@ -32,6 +32,8 @@ BASE_CONFIG = {
         {"staging": "acme/slipway/staging", "prod": "acme/slipway/prod"}
     ),
     "slipway-github:pulumiAccessToken": TOKEN,
+    "slipway-github:smokeTestEmail": "smoke-test@example.com",
+    "slipway-github:smokeTestPassword": "smoke-password-0123456789",
 }
 STACK_OUTPUTS = {
     "acme/slipway/staging": {
@@ -51,7 +53,7 @@ def run_governance(
 ) -> dict[str, Any]:
     scenario = {
         "config": config,
-        "secret_keys": ["slipway-github:pulumiAccessToken"],
+        "secret_keys": ["slipway-github:pulumiAccessToken", "slipway-github:smokeTestPassword"],
         "stack_outputs": stack_outputs,
     }
     result = subprocess.run(
@@ -195,6 +197,7 @@ def test_each_environment_gets_its_role_region_and_stack(registered: Registered)
         "AWS_REGION": "eu-west-1",
         "PULUMI_STACK": "acme/slipway/staging",
         "ECR_REPOSITORY_URL": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/slipway-staging",
+        "SMOKE_TEST_EMAIL": "smoke-test@example.com",
     }
     assert registered.variables("production")["AWS_DEPLOY_ROLE_ARN"] == PROD_ROLE
     assert registered.variables("production")["PULUMI_STACK"] == "acme/slipway/prod"
@@ -215,7 +218,11 @@ def test_every_variable_the_deploy_workflow_reads_is_provided(registered: Regist
 
 
 def test_pulumi_token_is_an_environment_secret_and_never_plain(registered: Registered) -> None:
-    secrets = registered.of_type(":ActionsEnvironmentSecret")
+    secrets = [
+        s
+        for s in registered.of_type(":ActionsEnvironmentSecret")
+        if s["secretName"] == "PULUMI_ACCESS_TOKEN"
+    ]
     assert {s["environment"] for s in secrets} == {
         "staging",
         "production",
@@ -223,7 +230,6 @@ def test_pulumi_token_is_an_environment_secret_and_never_plain(registered: Regis
         "production-preview",
     }
     for secret in secrets:
-        assert secret["secretName"] == "PULUMI_ACCESS_TOKEN"
         assert secret["plaintextValue"][SECRET_SIG]  # wrapped as a Pulumi secret
         assert secret["plaintextValue"]["value"] == TOKEN
     plain = [r for r in registered.resources if r["type"].endswith(":ActionsEnvironmentVariable")]
@@ -247,3 +253,15 @@ def test_a_stack_without_a_deploy_role_output_fails_naming_it() -> None:
     outputs = {**STACK_OUTPUTS, "acme/slipway/staging": {"ecrRepositoryUrl": "x/y"}}
     report = run_governance(BASE_CONFIG, outputs)
     assert "deployRoleArn" in report.get("error", "")
+
+
+def test_the_smoke_test_password_is_a_deploy_environment_secret(registered: Registered) -> None:
+    secrets = [
+        s
+        for s in registered.of_type(":ActionsEnvironmentSecret")
+        if s["secretName"] == "SMOKE_TEST_PASSWORD"
+    ]
+    assert {s["environment"] for s in secrets} == {"staging", "production"}
+    for secret in secrets:
+        assert secret["plaintextValue"][SECRET_SIG]
+        assert secret["plaintextValue"]["value"] == BASE_CONFIG["slipway-github:smokeTestPassword"]

@@ -13,13 +13,15 @@ VALID: dict[str, Any] = {
     "productionReviewerTeams": ["maintainers"],
     "awsRegion": "eu-west-1",
     "slipwayStacks": {"staging": "acme/slipway/staging", "prod": "acme/slipway/prod"},
+    "smokeTestEmail": "smoke-test@example.com",
 }
 TOKEN = cast(Any, "token-object")  # load() only passes the secret Output through
 
 
 def load_with(secret: Any = TOKEN, **changes: Any):
     values = {**VALID, **changes}
-    return load(values.get, lambda key: secret if key == "pulumiAccessToken" else None)
+    secrets = {"pulumiAccessToken": secret, "smokeTestPassword": TOKEN}
+    return load(values.get, secrets.get)
 
 
 def test_valid_configuration_has_safe_defaults() -> None:
@@ -46,6 +48,7 @@ def test_valid_configuration_has_safe_defaults() -> None:
         ({"slipwayStacks": "acme/slipway"}, "slipwayStacks"),
         ({"prodDeployRoleArn": "arn:aws:iam::1:user/someone"}, "prodDeployRoleArn"),
         ({"productionReviewerUserIds": ["octocat"]}, "productionReviewerUserIds"),
+        ({"smokeTestEmail": "nobody"}, "smokeTestEmail"),
     ],
 )
 def test_invalid_values_are_refused_naming_the_key(changes: dict[str, Any], key: str) -> None:

@@ -42,3 +42,16 @@ def test_services_behind_a_load_balancer_wait_for_its_listener(
                     f"{service.name} may be created before {forwarder.name}: "
                     f"{json.dumps(service.dependencies)}"
                 )
+
+
+@pytest.mark.parametrize("stack", ["staging", "prod"])
+def test_pulumi_up_fails_when_a_service_never_becomes_healthy(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """Without waiting for steady state `pulumi up` returns as soon as ECS accepts the new task
+    definition, and the circuit breaker's rollback of a crash-looping release goes unnoticed."""
+    services = of_type(plans[stack], ECS_SERVICE)
+    assert services
+    for service in services:
+        assert service.props.get("waitForSteadyState") is True, service.name
+        assert service.props["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
