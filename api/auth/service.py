@@ -104,8 +104,14 @@ async def user_by_email(db: AsyncSession, email: str) -> User | None:
 
 
 async def authenticate(db: AsyncSession, email: str, password: str) -> User:
-    """The user with these credentials; every kind of failure looks and takes the same."""
+    """The user with these credentials; every kind of failure looks and takes the same.
+
+    The lookup's transaction ends before the password is checked: argon2 may wait for a
+    hashing slot, and a burst of logins holding pooled connections meanwhile would starve
+    every other request of the database (the user stays loaded: expire_on_commit=False).
+    """
     user = await user_by_email(db, email)
+    await db.commit()
     if user is None:
         await burn_verification_time(password)
         auth_logins_total.labels(result="failure").inc()

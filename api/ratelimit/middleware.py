@@ -9,6 +9,7 @@ response streaming wrapper per request.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 
 from fastapi import FastAPI
@@ -91,11 +92,20 @@ class RateLimitMiddleware:
         except AmbiguousIdentityError as exc:
             await _ambiguous(exc)(scope, receive, send)
             return
-        decision = await bound.limiter.decide(policy, identity)
-        if not decision.allowed:
-            await self._refuse(scope, receive, send, plan, policy, decision)
-            return
-        headers = [(_POLICY_HEADER, policy.policy_header), (_STATE_HEADER, decision.header(policy))]
+        if plan.companions:
+            decided = await self._decide_with_companions(bound, plan, policy, identity, scope)
+        else:
+            decided = [(policy, await bound.limiter.decide(policy, identity))]
+        # Structured Fields lists: one member per policy, the route's own policy first.
+        policy_header = b", ".join(policy.policy_header for policy, _ in decided)
+        state_header = b", ".join(decision.header(policy) for policy, decision in decided)
+        for refused_by, decision in decided:
+            if not decision.allowed:
+                await self._refuse(
+                    scope, receive, send, plan, refused_by, decision, policy_header, state_header
+                )
+                return
+        headers = [(_POLICY_HEADER, policy_header), (_STATE_HEADER, state_header)]
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -104,19 +114,36 @@ class RateLimitMiddleware:
 
         await self.app(scope, receive, send_with_headers)
 
+    @classmethod
+    async def _decide_with_companions(
+        cls, bound: _Bound, plan: RoutePlan, policy: Policy, identity: str, scope: Scope
+    ) -> list[tuple[Policy, Decision]]:
+        """All decisions at once: on Redis they share one round trip (see redis_backend)."""
+        policies = (policy, *plan.companions)
+        identities = [identity, *(cls._header_identity(bound, c, scope) for c in plan.companions)]
+        decisions = await asyncio.gather(
+            *(bound.limiter.decide(p, key) for p, key in zip(policies, identities, strict=True))
+        )
+        return list(zip(policies, decisions, strict=True))
+
     @staticmethod
-    async def _identity(
-        bound: _Bound, policy: Policy, scope: Scope, receive: Receive
-    ) -> tuple[str, Receive]:
+    def _header_identity(bound: _Bound, policy: Policy, scope: Scope) -> str:
+        """The identity of an "ip" or "user" policy: the request line and headers suffice."""
         ip = bound.limiter.client_ip(scope)
-        kind = policy.key.kind
-        if kind == "ip":
-            return ip, receive
-        if kind == "user":
-            user = bound.users.user_for(scope)
-            # No valid token: the request will be refused with 401, but still counts
-            # (against its IP), which caps token guessing too.
-            return (f"user:{user}" if user else f"ip:{ip}"), receive
+        if policy.key.kind == "ip":
+            return ip
+        user = bound.users.user_for(scope)
+        # No valid token: the request will be refused with 401, but still counts (against
+        # its IP), which caps token guessing too.
+        return f"user:{user}" if user else f"ip:{ip}"
+
+    @classmethod
+    async def _identity(
+        cls, bound: _Bound, policy: Policy, scope: Scope, receive: Receive
+    ) -> tuple[str, Receive]:
+        if policy.key.kind != "ip+body":
+            return cls._header_identity(bound, policy, scope), receive
+        ip = bound.limiter.client_ip(scope)
         body, receive = await read_body(receive)
         return f"{ip}|{await body_field(scope, body, policy.key.body_fields)}", receive
 
@@ -128,6 +155,8 @@ class RateLimitMiddleware:
         plan: RoutePlan,
         policy: Policy,
         decision: Decision,
+        policy_header: bytes,
+        state_header: bytes,
     ) -> None:
         if plan.template is not None:
             scope["route"] = _TemplateRoute(plan.template)
@@ -139,8 +168,8 @@ class RateLimitMiddleware:
             slug="quota-exceeded",
             headers={
                 "Retry-After": str(decision.retry_after_seconds),
-                "RateLimit-Policy": policy.policy_header.decode("ascii"),
-                "RateLimit": decision.header(policy).decode("ascii"),
+                "RateLimit-Policy": policy_header.decode("ascii"),
+                "RateLimit": state_header.decode("ascii"),
             },
             extra={"policy": policy.name},
         )

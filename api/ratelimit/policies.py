@@ -1,7 +1,9 @@
 """Rate-limit policies: the bundled defaults overlaid with RATE_LIMITS_FILE (CONTRACT.md §4).
 
-The file is TOML with `[policies.<name>]` tables (`quota`, `window_seconds`, `key`, `routes`)
-and an optional top-level `exempt` list. It may override any subset of policies and fields;
+The file is TOML with `[policies.<name>]` tables (`quota`, `window_seconds`, `key`, `routes`,
+and optionally `companions`: policies that limit the same routes as well, each by its own
+key, such as a per-IP cap beside the per-account login limit) and an optional top-level
+`exempt` list. It may override any subset of policies and fields;
 whatever it leaves out keeps its default, so raising one quota takes two lines. A policy
 that is not among the defaults must define all four fields. Mistakes are refused at start-up
 with the file and the offending field named, never discovered on a live request.
@@ -23,7 +25,8 @@ AUTHENTICATED = "authenticated"
 ANONYMOUS = "anonymous"
 FALLBACK_POLICIES = (AUTHENTICATED, ANONYMOUS)
 
-_POLICY_FIELDS = frozenset({"quota", "window_seconds", "key", "routes"})
+_REQUIRED_POLICY_FIELDS = frozenset({"quota", "window_seconds", "key", "routes"})
+_POLICY_FIELDS = _REQUIRED_POLICY_FIELDS | {"companions"}
 _TOP_LEVEL_FIELDS = frozenset({"policies", "exempt"})
 # Names appear inside a Structured Fields string in response headers: keep them plain.
 _POLICY_NAME = re.compile(r"^[A-Za-z0-9._-]{1,64}$")
@@ -109,6 +112,8 @@ class Policy:
     window_seconds: int
     key: KeySpec
     routes: tuple[RoutePattern, ...]
+    # Names of the policies that also limit these routes (checked to exist at load time).
+    companions: tuple[str, ...] = ()
     # GCRA emission interval: one request per interval on average, `quota` at once at most.
     # Rounded up so that integer milliseconds never admit more than the quota per window.
     interval_ms: int = field(init=False)
@@ -128,6 +133,11 @@ class Policy:
 class PolicySet:
     policies: Mapping[str, Policy]
     exempt: tuple[RoutePattern, ...]
+
+    def companions_of(self, policy: Policy | None) -> tuple[Policy, ...]:
+        if policy is None:
+            return ()
+        return tuple(self.policies[name] for name in policy.companions)
 
     @property
     def authenticated(self) -> Policy:
@@ -189,7 +199,7 @@ def load_policy_set(path: Path | None = None) -> PolicySet:
             if unknown:
                 raise PolicyFileError(f"{path}: policies.{name}: unknown fields {unknown}")
             if name not in merged_policies:
-                missing = sorted(_POLICY_FIELDS - set(table))
+                missing = sorted(_REQUIRED_POLICY_FIELDS - set(table))
                 if missing:
                     raise PolicyFileError(
                         f"{path}: policies.{name} is a new policy and must set {missing}"
@@ -198,6 +208,7 @@ def load_policy_set(path: Path | None = None) -> PolicySet:
     policies = {name: _build_policy(source, name, table) for name, table in merged_policies.items()}
     exempt_patterns = tuple(_patterns(source, "exempt", exempt))
     _refuse_duplicate_routes(source, policies.values(), exempt_patterns)
+    _check_companions(source, policies)
     return PolicySet(policies=policies, exempt=exempt_patterns)
 
 
@@ -251,7 +262,23 @@ def _build_policy(path: Path, name: str, table: Mapping[str, Any]) -> Policy:
         ),
         key=key,
         routes=tuple(_patterns(path, f"{where}.routes", table["routes"])),
+        companions=tuple(_as_list(path, f"{where}.companions", table.get("companions", []))),
     )
+
+
+def _check_companions(path: Path, policies: Mapping[str, Policy]) -> None:
+    """A companion exists, is not the policy itself, has no companions of its own, and keys
+    on the IP or the user (the body is read once, for the policy's own key)."""
+    for policy in policies.values():
+        where = f"policies.{policy.name}.companions"
+        for name in policy.companions:
+            companion = policies.get(name)
+            if companion is None or name == policy.name:
+                raise PolicyFileError(f"{path}: {where}: {name!r} is not another policy")
+            if companion.companions:
+                raise PolicyFileError(f"{path}: {where}: {name!r} has companions of its own")
+            if companion.key.kind == "ip+body":
+                raise PolicyFileError(f"{path}: {where}: {name!r} must key on ip or user")
 
 
 def _refuse_duplicate_routes(

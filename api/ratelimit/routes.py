@@ -39,10 +39,11 @@ _PLAN_CACHE_ENTRIES = _PLAN_CACHE_BYTES // _PLAN_ENTRY_BYTES
 
 @dataclass(frozen=True, slots=True)
 class RoutePlan:
-    """The policy for one request (None: exempt) and the route template it will reach."""
+    """The policy for one request (None: exempt), its companions, and the route template."""
 
     policy: Policy | None
     template: str | None
+    companions: tuple[Policy, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,11 +137,14 @@ class RouteTable:
                 policy = self._policies.policy_for(
                     method, route.template, requires_bearer=route.requires_bearer
                 )
-                return RoutePlan(policy=policy, template=route.template)
+                companions = self._policies.companions_of(policy)
+                return RoutePlan(policy=policy, template=route.template, companions=companions)
         # No route: a 404 or 405 is coming. Exempt prefixes still apply to the raw path;
         # anything else counts as anonymous, so probing unknown paths is limited too.
         policy = self._policies.policy_for(method, path, requires_bearer=False)
-        return RoutePlan(policy=policy, template=None)
+        return RoutePlan(
+            policy=policy, template=None, companions=self._policies.companions_of(policy)
+        )
 
     def _warn_about_unused_entries(self) -> None:
         templates = [(route.methods or frozenset(), route.template) for route in self._routes]

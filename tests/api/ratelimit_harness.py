@@ -89,17 +89,45 @@ async def start_limited_app(
     return LimitedApp(app=app, clock=clock, limiter=limiter, key_prefix=prefix)
 
 
+# The bundled policies that also limit another policy's routes (default_policies.toml).
+DEFAULT_COMPANIONS = {"login": ("auth-ip",), "register": ("auth-ip",)}
+
+
+def _members(header: str) -> dict[str, str]:
+    """A Structured Fields list of policy items, by policy name."""
+    members = [member.strip() for member in header.split(",")]
+    return {member.split(";", 1)[0].strip('"'): member for member in members}
+
+
 def assert_limited_headers(
-    response: httpx.Response, policy: str, quota: int, window: int, remaining: int
+    response: httpx.Response,
+    policy: str,
+    quota: int,
+    window: int,
+    remaining: int,
+    others: tuple[str, ...] | None = None,
 ) -> None:
-    assert response.headers["RateLimit-Policy"] == f'"{policy}";q={quota};w={window}'
-    value = response.headers["RateLimit"]
+    """`policy`'s members of both headers; the route's own policy comes first, then exactly
+    the other policies named in `others` (by default, the companions of the bundled file)."""
+    expected = others if others is not None else DEFAULT_COMPANIONS.get(policy, ())
+    policies = _members(response.headers["RateLimit-Policy"])
+    states = _members(response.headers["RateLimit"])
+    assert policy in policies, response.headers["RateLimit-Policy"]
+    assert len(policies) == len(states) == 1 + len(expected), response.headers["RateLimit"]
+    assert policies[policy] == f'"{policy}";q={quota};w={window}'
+    value = states[policy]
     assert value.startswith(f'"{policy}";r={remaining};t='), value
     reset = int(value.rsplit("t=", 1)[1])
     assert 0 <= reset <= window
 
 
-def assert_quota_exceeded(response: httpx.Response, policy: str, quota: int, window: int) -> int:
+def assert_quota_exceeded(
+    response: httpx.Response,
+    policy: str,
+    quota: int,
+    window: int,
+    others: tuple[str, ...] | None = None,
+) -> int:
     """Checks a refusal and returns its Retry-After seconds."""
     assert response.status_code == 429, response.text
     assert response.headers["content-type"] == "application/problem+json"
@@ -108,7 +136,7 @@ def assert_quota_exceeded(response: httpx.Response, policy: str, quota: int, win
     assert body["status"] == 429
     assert body["policy"] == policy
     assert policy in body["detail"]
-    assert_limited_headers(response, policy, quota, window, remaining=0)
+    assert_limited_headers(response, policy, quota, window, remaining=0, others=others)
     retry_after = response.headers["Retry-After"]
     assert retry_after.isdigit()
     assert int(retry_after) >= 1

@@ -20,6 +20,8 @@ CONTRACT_DEFAULTS = {
     "billing": (30, 60, "user", ["POST /v1/billing/*"]),
     "authenticated": (600, 60, "user", []),
     "anonymous": (300, 60, "ip", []),
+    # Beside login and register (their companions): every credential check from one IP.
+    "auth-ip": (30, 60, "ip", []),
 }
 
 
@@ -206,3 +208,31 @@ def test_in_process_store_forgets_idle_keys_when_full() -> None:
         backend.decide(f"old-{n}", policy, now)
     backend.decide("new", policy, now + 120_000)  # every old key is back at its full quota
     assert len(backend) == 1
+
+
+def test_the_per_address_companion_is_configured_like_any_policy(tmp_path: Path) -> None:
+    policies = load_policy_set().policies
+    assert policies["login"].companions == ("auth-ip",)
+    assert policies["register"].companions == ("auth-ip",)
+    raised = load_policy_set(_write(tmp_path, "[policies.auth-ip]\nquota = 100\n")).policies
+    assert raised["auth-ip"].quota == 100
+    dropped = load_policy_set(_write(tmp_path, "[policies.login]\ncompanions = []\n")).policies
+    assert dropped["login"].companions == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ('[policies.login]\ncompanions = ["nope"]\n', "'nope' is not another policy"),
+        ('[policies.login]\ncompanions = ["login"]\n', "'login' is not another policy"),
+        ('[policies.refresh]\ncompanions = ["login"]\n', "'login' has companions of its own"),
+        (
+            '[policies.login]\ncompanions = []\n[policies.refresh]\ncompanions = ["login"]\n',
+            "'login' must key on ip or user",
+        ),
+        ("[policies.login]\ncompanions = 3\n", "policies.login.companions must be a list"),
+    ],
+)
+def test_companions_are_checked_at_load_time(tmp_path: Path, text: str, message: str) -> None:
+    with pytest.raises(PolicyFileError, match=message):
+        load_policy_set(_write(tmp_path, text))
