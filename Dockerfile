@@ -1,3 +1,5 @@
+# syntax=docker/dockerfile:1.7
+# (ADD --checksum needs Dockerfile syntax 1.6 or newer, whatever builder runs the build.)
 # One image for both runtimes, chosen by command:
 #   ECS Fargate (default): uvicorn serving api.main:app on :8000
 #   AWS Lambda:            python -m awslambdaric api.lambda_handler.handler
@@ -23,6 +25,12 @@ ENV PATH=/opt/venv/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     PYTHONDONTWRITEBYTECODE=1 \
     APP_ENV=production
+# AWS's RDS CA bundle: the API verifies RDS's certificate (DATABASE_CA_FILE, verify-full).
+# Pinned as in Dockerfile.flows: a changed bundle fails the build until reviewed.
+ADD --chmod=644 \
+    --checksum=sha256:e5bb2084ccf45087bda1c9bffdea0eb15ee67f0b91646106e466714f9de3c7e3 \
+    https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem \
+    /etc/ssl/certs/rds-global-bundle.pem
 RUN groupadd --system --gid 10001 app \
     && useradd --system --uid 10001 --gid app --no-create-home --shell /usr/sbin/nologin app
 WORKDIR /app

@@ -6,7 +6,7 @@ Mangum runs the ASGI lifespan on every invocation.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from api.settings import normalise_database_url
+from api.database_credentials import SecretCredentials
+from api.settings import Settings, normalise_database_url
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -35,7 +36,46 @@ def _enable_sqlite_foreign_keys(dbapi_connection: Any, _: Any) -> None:
     cursor.close()
 
 
-def create_engine(database_url: str) -> AsyncEngine:
+# A statement stuck behind a lock must not hold a request (and a pool slot) forever.
+POSTGRES_CONNECT_ARGS: dict[str, Any] = {
+    "options": "-c statement_timeout=15000",
+    "connect_timeout": 5,
+}
+
+
+def _secret_connector(url: str, credentials: SecretCredentials) -> Callable[[], Awaitable[Any]]:
+    """Opens connections with the secret's current credentials; when PostgreSQL refuses them,
+    re-reads the secret once and, if it changed (rotation), connects again with the new ones.
+    Connection errors carry no password: libpq names the user only."""
+    import psycopg  # PostgreSQL deployments only: the SQLite default never loads it
+
+    parsed = make_url(url)
+    target: dict[str, Any] = {
+        "host": parsed.host,
+        "port": parsed.port or 5432,
+        "dbname": parsed.database,
+        **{key: str(value) for key, value in parsed.query.items()},
+        **POSTGRES_CONNECT_ARGS,
+    }
+
+    async def connect() -> psycopg.AsyncConnection[Any]:
+        used = await credentials.current()
+        try:
+            return await psycopg.AsyncConnection.connect(
+                **target, user=used.username, password=used.password
+            )
+        except psycopg.OperationalError:
+            newer = await credentials.refreshed(used)
+            if newer is None:
+                raise
+            return await psycopg.AsyncConnection.connect(
+                **target, user=newer.username, password=newer.password
+            )
+
+    return connect
+
+
+def create_engine(database_url: str, credentials: SecretCredentials | None = None) -> AsyncEngine:
     url = normalise_database_url(database_url)
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
@@ -44,6 +84,11 @@ def create_engine(database_url: str) -> AsyncEngine:
         )
         event.listen(engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
         return engine
+    options: dict[str, Any] = (
+        {"async_creator": _secret_connector(url, credentials)}
+        if credentials is not None
+        else {"connect_args": POSTGRES_CONNECT_ARGS}
+    )
     return create_async_engine(
         url,
         pool_pre_ping=True,
@@ -52,23 +97,34 @@ def create_engine(database_url: str) -> AsyncEngine:
         pool_recycle=1800,
         # Errors and echo never render bound values (emails, password hashes, payloads).
         hide_parameters=True,
-        # A statement stuck behind a lock must not hold a request (and a pool slot) forever.
-        connect_args={"options": "-c statement_timeout=15000", "connect_timeout": 5},
+        **options,
     )
 
 
 class Database:
     """One engine and session factory per process, created on first use."""
 
-    def __init__(self, database_url: str) -> None:
+    def __init__(self, database_url: str, credentials: SecretCredentials | None = None) -> None:
         self.url = normalise_database_url(database_url)
+        self.credentials = credentials
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+
+    @staticmethod
+    def from_settings(settings: Settings) -> Database:
+        credentials = None
+        if settings.database_secret_arn and settings.aws_region:
+            credentials = SecretCredentials(
+                settings.database_secret_arn,
+                settings.aws_region,
+                settings.secrets_manager_endpoint,
+            )
+        return Database(settings.database_url, credentials)
 
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
-            self._engine = create_engine(self.url)
+            self._engine = create_engine(self.url, self.credentials)
         return self._engine
 
     @property

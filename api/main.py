@@ -66,7 +66,7 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
         redoc_url=None,
     )
     app.state.settings = settings
-    app.state.database = Database(settings.database_url)
+    app.state.database = Database.from_settings(settings)
     app.state.started = False
     app.state.startup_lock = asyncio.Lock()
     app.state.startup_hooks = []

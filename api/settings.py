@@ -50,6 +50,16 @@ class Settings(BaseSettings):
 
     app_env: AppEnv = "development"
     database_url: str = DEFAULT_DATABASE_URL
+    # Deployed: the user and password come from this Secrets Manager secret (JSON with
+    # `username`/`password`), read when connections open and re-read after a refusal
+    # (rotation); DATABASE_URL then names no user.
+    database_secret_arn: str | None = None
+    aws_region: str | None = None
+    secrets_manager_endpoint: str | None = None  # another Secrets Manager (tests: moto)
+    # Migrations only: the least-privilege role the API runs as, created if absent with this
+    # password and granted DML on the application's tables after every upgrade.
+    database_app_user: str | None = None
+    database_app_password: SecretStr | None = None
     redis_url: str | None = None
 
     jwt_private_keys: SecretStr | None = None
@@ -208,12 +218,26 @@ class Settings(BaseSettings):
 
     @model_validator(mode="after")
     def _refuse_insecure_deployments(self) -> Settings:
-        problems = [*self._bootstrap_problems(), *self._email_problems()]
+        problems = [
+            *self._bootstrap_problems(),
+            *self._email_problems(),
+            *self._database_problems(),
+        ]
         if self.is_deployed:
             problems.extend(self._deployment_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _database_problems(self) -> list[str]:
+        problems = []
+        if self.database_secret_arn and not self.aws_region:
+            problems.append("AWS_REGION is required with DATABASE_SECRET_ARN")
+        if self.database_secret_arn and self.uses_sqlite:
+            problems.append("DATABASE_SECRET_ARN needs a PostgreSQL DATABASE_URL")
+        if (self.database_app_user is None) != (self.database_app_password is None):
+            problems.append("DATABASE_APP_USER and DATABASE_APP_PASSWORD must be set together")
+        return problems
 
     def _bootstrap_problems(self) -> list[str]:
         email, password = self.bootstrap_admin_email, self.bootstrap_admin_password

@@ -228,6 +228,13 @@ class OfflineMocks(pulumi.runtime.Mocks):
             "aws:route53/record:Record": {"fqdn": str(inputs.get("name", name))},
             "aws:kms/key:Key": {"keyId": f"{name}-key-id"},
             "aws:cognito/userPool:UserPool": {"id": f"{region}_Offline123"},
+            "aws:serverlessrepository/cloudFormationStack:CloudFormationStack": {
+                "outputs": {
+                    "RotationLambdaARN": (
+                        f"arn:aws:lambda:{region}:{MOCK_ACCOUNT}:function:{physical}"
+                    )
+                }
+            },
             "random:index/randomPassword:RandomPassword": {
                 "result": f"offline-random-{name}-0123456789abcdef0123456789abcdef"
             },

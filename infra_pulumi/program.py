@@ -33,7 +33,13 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
     groups = SecurityGroups("security", config, network.vpc.id)
     storage = Storage("storage", config, account_id, key_arn)
     database = Database(
-        "database", config, network.isolated_subnet_ids, groups.database.id, key_arn
+        "database",
+        config,
+        network.isolated_subnet_ids,
+        groups.database.id,
+        key_arn,
+        rotation_subnet_ids=network.private_subnet_ids,
+        rotation_security_group_id=groups.worker.id,
     )
     cache = Cache("cache", config, network.isolated_subnet_ids, groups.cache.id, key_arn)
     redis_url = secrets.add("redis-url", cache.redis_url)
@@ -58,6 +64,7 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
                 "ORIGIN_VERIFY_SECRET": secrets.secrets["origin-verify"].arn,
             },
             database_secret_arn=database.master_secret_arn,
+            app_database_secret_arn=database.app_secret.arn,
             database_host=database.instance.address,
             database_name=DATABASE_NAME,
             log_group_name=observability.log_groups["api"].name,

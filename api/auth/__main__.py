@@ -46,7 +46,7 @@ async def _disable_user(database: Database, email: str) -> str:
 
 
 async def _run(args: argparse.Namespace) -> str:
-    database = Database(get_settings().database_url)
+    database = Database.from_settings(get_settings())
     try:
         if args.command == "create-admin":
             return await _create_admin(database, args.email, _read_password(args.password_stdin))

@@ -7,6 +7,7 @@ import asyncio
 from alembic import context
 from sqlalchemy.engine import Connection
 
+from api.database_roles import provision_app_role
 from api.db import create_engine
 from api.models import metadata
 from api.settings import get_settings
@@ -20,6 +21,19 @@ def _database_url() -> str:
     return str(url) if url else get_settings().database_url
 
 
+def _app_role() -> tuple[str, str] | None:
+    """The role the API runs as (DATABASE_APP_USER/PASSWORD, or the caller's config)."""
+    given = config.attributes.get("database_app_role")
+    if given:
+        return str(given[0]), str(given[1])
+    if config.attributes.get("database_url"):
+        return None  # a caller's URL: only the caller's config decides
+    settings = get_settings()
+    if settings.database_app_user and settings.database_app_password:
+        return settings.database_app_user, settings.database_app_password.get_secret_value()
+    return None
+
+
 def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
@@ -30,6 +44,9 @@ def _run(connection: Connection) -> None:
     )
     with context.begin_transaction():
         context.run_migrations()
+        role = _app_role()
+        if role is not None and connection.dialect.name == "postgresql":
+            provision_app_role(connection, *role)
 
 
 async def _run_online() -> None:

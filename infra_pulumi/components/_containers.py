@@ -1,9 +1,9 @@
 """Container plumbing shared by the API and the flows: env/secret wiring and the start command.
 
-Every API container starts through `container_bootstrap.py` (passed inline with `python -c`,
-so the image needs nothing extra): it resolves Secrets Manager references where the runtime has
-no native injection (Lambda) and builds `DATABASE_URL` from the RDS-managed secret, then execs
-the real command.
+Every API container starts through `api/container_bootstrap.py` (passed inline with
+`python -c`, so the command does not depend on the image's layout): it resolves Secrets Manager
+references where the runtime has no native injection (Lambda) and builds `DATABASE_URL`, then
+execs the real command.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 
 import pulumi
 
-BOOTSTRAP_FILE = Path(__file__).with_name("container_bootstrap.py")
+# In api/: the API also calls its Secrets Manager client at run time (database credentials).
+BOOTSTRAP_FILE = Path(__file__).resolve().parents[2] / "api" / "container_bootstrap.py"
 # AWS's RDS CA bundle inside the images (Dockerfile.flows ADDs it, pinned by checksum): RDS
 # certificates chain to these CAs, which no system trust store carries.
 RDS_CA_BUNDLE = "/etc/ssl/certs/rds-global-bundle.pem"

@@ -35,7 +35,10 @@ class ComputeInputs:
     kms_key_arn: pulumi.Input[str]
     # env name -> Secrets Manager ARN
     secret_arns: Mapping[str, pulumi.Input[str]]
+    # The RDS-managed master secret: migrations only.
     database_secret_arn: pulumi.Input[str]
+    # The API's own role (DML only), read by the API at run time and re-read on refusal.
+    app_database_secret_arn: pulumi.Input[str]
     database_host: pulumi.Input[str]
     database_name: str
     log_group_name: pulumi.Input[str]
@@ -80,7 +83,12 @@ class Compute(pulumi.ComponentResource):
             tags=tags(config, "ecs"),
             opts=child(self),
         )
-        secret_resources = [*inputs.secret_arns.values(), inputs.database_secret_arn]
+        # The migration task also starts through this role: the master and app role secrets.
+        secret_resources = [
+            *inputs.secret_arns.values(),
+            inputs.database_secret_arn,
+            inputs.app_database_secret_arn,
+        ]
         self.execution_role = aws.iam.Role(
             f"{name}-execution",
             assume_role_policy=service_trust("ecs-tasks.amazonaws.com"),
@@ -171,10 +179,34 @@ class Compute(pulumi.ComponentResource):
             "TRUSTED_PROXIES": config.vpc_cidr,
         }
 
+    def _api_env(self) -> dict[str, pulumi.Input[str]]:
+        """The API reads its database user from the secret at connection time (rotation) and
+        verifies RDS's certificate with the bundle in the image."""
+        return {
+            **self._plain_env(),
+            "DATABASE_SECRET_ARN": self._inputs.app_database_secret_arn,
+            "DATABASE_CA_FILE": containers.RDS_CA_BUNDLE,
+        }
+
+    def _migration_env(self) -> dict[str, pulumi.Input[str]]:
+        return {**self._plain_env(), "DATABASE_CA_FILE": containers.RDS_CA_BUNDLE}
+
     def _secret_refs(self) -> pulumi.Output[dict[str, str]]:
+        """The API's secrets; no database credentials (those are read at run time)."""
+        return pulumi.Output.all(**self._inputs.secret_arns)
+
+    def _migration_secret_refs(self) -> pulumi.Output[dict[str, str]]:
+        """Migrations connect as the master user and provision the API's role."""
         inputs = self._inputs
-        return pulumi.Output.all(inputs.database_secret_arn, dict(inputs.secret_arns)).apply(
-            lambda values: {**containers.database_secret_refs(values[0]), **values[1]}
+        return pulumi.Output.all(
+            inputs.database_secret_arn, inputs.app_database_secret_arn, dict(inputs.secret_arns)
+        ).apply(
+            lambda values: {
+                **containers.database_secret_refs(values[0]),
+                "DATABASE_APP_USER": f"{values[1]}:username::",
+                "DATABASE_APP_PASSWORD": f"{values[1]}:password::",
+                **values[2],
+            }
         )
 
     def _migration_task(self, image: pulumi.Output[str]) -> aws.ecs.TaskDefinition:
@@ -209,8 +241,8 @@ class Compute(pulumi.ComponentResource):
             container_definitions=containers.container_definitions(
                 pulumi.Output.all(
                     image,
-                    pulumi.Output.all(**self._plain_env()),
-                    self._secret_refs(),
+                    pulumi.Output.all(**self._migration_env()),
+                    self._migration_secret_refs(),
                     inputs.log_group_name,
                 ).apply(definitions)
             ),
@@ -224,8 +256,14 @@ class Compute(pulumi.ComponentResource):
         task_role = aws.iam.Role(
             f"{name}-api-task",
             assume_role_policy=service_trust("ecs-tasks.amazonaws.com"),
-            description="API task: the ADOT sidecar remote-writes metrics to AMP",
+            description="API task: its database secret; the ADOT sidecar writes metrics to AMP",
             tags=tags(config, "api-task"),
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-api-task-database",
+            role=task_role.name,
+            policy=read_secrets_document([inputs.app_database_secret_arn], inputs.kms_key_arn),
             opts=child(self),
         )
         aws.iam.RolePolicy(
@@ -286,7 +324,7 @@ class Compute(pulumi.ComponentResource):
 
         definitions = pulumi.Output.all(
             image,
-            pulumi.Output.all(**self._plain_env()),
+            pulumi.Output.all(**self._api_env()),
             self._secret_refs(),
             inputs.log_group_name,
             inputs.adot_log_group_name,
@@ -387,17 +425,13 @@ class Compute(pulumi.ComponentResource):
             f"{name}-lambda-secrets",
             role=role.name,
             policy=read_secrets_document(
-                [*inputs.secret_arns.values(), inputs.database_secret_arn], inputs.kms_key_arn
+                [*inputs.secret_arns.values(), inputs.app_database_secret_arn], inputs.kms_key_arn
             ),
             opts=child(self),
         )
         # Lambda has no native secret injection: the function gets the ARNs (not the values)
         # and the bootstrap resolves them at cold start with the function's role.
-        secret_refs = pulumi.Output.all(inputs.database_secret_arn, dict(inputs.secret_arns)).apply(
-            lambda values: json.dumps(
-                {**containers.database_secret_refs(values[0]), **values[1]}, sort_keys=True
-            )
-        )
+        secret_refs = self._secret_refs().apply(lambda refs: json.dumps(refs, sort_keys=True))
         function = aws.lambda_.Function(
             f"{name}-api",
             name=f"{config.name_prefix}-api",
@@ -417,7 +451,7 @@ class Compute(pulumi.ComponentResource):
                 "subnet_ids": list(inputs.private_subnet_ids),
                 "security_group_ids": [inputs.app_security_group_id],
             },
-            environment={"variables": {**self._plain_env(), "SECRET_ARNS": secret_refs}},
+            environment={"variables": {**self._api_env(), "SECRET_ARNS": secret_refs}},
             logging_config={
                 "log_format": "JSON",
                 "log_group": f"/aws/lambda/{config.name_prefix}-api",

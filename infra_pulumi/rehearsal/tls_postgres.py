@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import quote
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -45,6 +46,17 @@ class TlsPostgres:
     superuser_password: str
     ca_file: Path
     socket_dir: Path
+    log_file: Path  # the server's log: refused logins are written here
+
+    def url(self, database: str, user: str | None = None, password: str | None = None) -> str:
+        """A SQLAlchemy psycopg URL that verifies the server (verify-full), credentials optional."""
+        auth = ""
+        if user:
+            auth = quote(user, safe="") + (f":{quote(password, safe='')}" if password else "") + "@"
+        return (
+            f"postgresql+psycopg://{auth}{self.host}:{self.port}/{database}"
+            f"?sslmode=verify-full&sslrootcert={quote(str(self.ca_file), safe='/')}"
+        )
 
     def libpq_dsn(self, database: str = "postgres", **options: str) -> str:
         """A verifying (verify-full) libpq connection string as the superuser."""
@@ -240,6 +252,7 @@ def tls_postgres() -> Iterator[TlsPostgres]:
                 superuser_password=password,
                 ca_file=ca_file,
                 socket_dir=base,
+                log_file=log,
             )
         finally:
             subprocess.run(

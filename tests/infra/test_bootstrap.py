@@ -16,8 +16,8 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from moto.server import ThreadedMotoServer
 
+from api.container_bootstrap import signed_headers
 from infra_pulumi.components._containers import bootstrap_source, with_bootstrap
-from infra_pulumi.components.container_bootstrap import signed_headers
 from tests.live_server import free_port
 
 CREDENTIALS = {
@@ -134,6 +134,19 @@ def test_ecs_injected_parts_only_need_composing() -> None:
     assert (
         run_bootstrap(env)["DATABASE_URL"]
         == "postgresql+psycopg://u:secret@h:6543/n?sslmode=require"
+    )
+
+
+def test_without_a_user_the_url_names_none_and_a_ca_file_means_verify_full() -> None:
+    # The API: its user comes from DATABASE_SECRET_ARN at run time; RDS verified with the bundle.
+    env = {
+        "DATABASE_HOST": "h",
+        "DATABASE_NAME": "n",
+        "DATABASE_CA_FILE": "/etc/ssl/certs/rds-global-bundle.pem",
+    }
+    assert run_bootstrap(env)["DATABASE_URL"] == (
+        "postgresql+psycopg://h:5432/n"
+        "?sslmode=verify-full&sslrootcert=/etc/ssl/certs/rds-global-bundle.pem"
     )
 
 

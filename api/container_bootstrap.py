@@ -6,9 +6,12 @@ needs nothing extra. Standard library only: the image carries no boto3.
 1. `SECRET_ARNS` (JSON: env name -> Secrets Manager ARN, optionally `arn:jsonKey::`) is resolved
    into environment variables. Lambda has no native secret injection; ECS injects natively and
    does not set it.
-2. RDS manages and rotates the master password as a JSON secret while the API reads one
-   `DATABASE_URL`: `DATABASE_USER`/`DATABASE_PASSWORD`/`DATABASE_HOST`/`DATABASE_NAME` are
-   URL-encoded into it.
+2. `DATABASE_URL` is built from `DATABASE_HOST`/`DATABASE_PORT`/`DATABASE_NAME`, with
+   `DATABASE_USER`/`DATABASE_PASSWORD` URL-encoded into it when given (migrations, the worker;
+   the API reads its user from DATABASE_SECRET_ARN at run time instead). With
+   `DATABASE_CA_FILE` the server certificate is verified against it (verify-full).
+
+The API also imports `get_secret_string` at run time (api/database_credentials.py).
 Secret values are never printed; errors name the variable only.
 """
 
@@ -108,15 +111,15 @@ def resolve_secrets(env: MutableMapping[str, str]) -> None:
 
 
 def compose_database_url(env: MutableMapping[str, str]) -> None:
-    parts = ("DATABASE_USER", "DATABASE_PASSWORD", "DATABASE_HOST", "DATABASE_NAME")
-    if env.get("DATABASE_URL") or not all(env.get(part) for part in parts):
+    if env.get("DATABASE_URL") or not (env.get("DATABASE_HOST") and env.get("DATABASE_NAME")):
         return
-    user = urllib.parse.quote(env.pop("DATABASE_USER"), safe="")
-    password = urllib.parse.quote(env.pop("DATABASE_PASSWORD"), safe="")
+    user = urllib.parse.quote(env.pop("DATABASE_USER", ""), safe="")
+    password = urllib.parse.quote(env.pop("DATABASE_PASSWORD", ""), safe="")
+    auth = f"{user}:{password}@" if user else ""
     host, port, name = env["DATABASE_HOST"], env.get("DATABASE_PORT", "5432"), env["DATABASE_NAME"]
-    env["DATABASE_URL"] = (
-        f"postgresql+psycopg://{user}:{password}@{host}:{port}/{name}?sslmode=require"
-    )
+    ca_file = env.get("DATABASE_CA_FILE")
+    tls = f"verify-full&sslrootcert={urllib.parse.quote(ca_file)}" if ca_file else "require"
+    env["DATABASE_URL"] = f"postgresql+psycopg://{auth}{host}:{port}/{name}?sslmode={tls}"
 
 
 def main(argv: list[str]) -> None:
