@@ -26,8 +26,10 @@ from stripe.params.checkout import SessionCreateParams
 
 from api.billing.stripe_objects import (
     CheckoutSessionSnapshot,
+    InvoiceSnapshot,
     SubscriptionSnapshot,
     parse_checkout_session,
+    parse_invoice,
     parse_subscription,
 )
 
@@ -276,19 +278,23 @@ class StripeGateway:
             raise _translate(exc) from exc
         return _subscription(subscription)
 
-    async def iter_subscriptions(
-        self, *, created_gte: int | None = None
-    ) -> AsyncIterator[SubscriptionSnapshot]:
-        """Every subscription (any status), newest first."""
+    async def iter_subscriptions(self) -> AsyncIterator[SubscriptionSnapshot]:
+        """Every subscription, any status (a `created` filter is left out: localstripe, the
+        emulator this is tested against, refuses it)."""
         params: SubscriptionListParams = {"limit": 100, "status": "all"}
-        if created_gte is not None:
-            params["created"] = {"gte": created_gte}
         try:
             page = await self._client.v1.subscriptions.list_async(params=params)
             async for subscription in page.auto_paging_iter():
                 yield parse_subscription(subscription.to_dict())
         except stripe.StripeError as exc:
             raise _translate(exc) from exc
+
+    async def retrieve_invoice(self, invoice_id: str) -> InvoiceSnapshot:
+        try:
+            invoice = await self._client.v1.invoices.retrieve_async(invoice_id)
+        except stripe.StripeError as exc:
+            raise _translate(exc) from exc
+        return parse_invoice(invoice.to_dict())
 
     async def create_checkout_session(
         self, params: SessionCreateParams, *, idempotency_key: str

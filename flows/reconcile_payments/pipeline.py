@@ -28,10 +28,17 @@ from sqlmodel import col
 from api.db import Database
 from api.payments.events import HANDLED_TYPES, record_and_apply
 from api.payments.models import Payment, StripeEvent
+from api.payments.prices import PriceCatalog, load_price_catalog
 from api.payments.stripe_gateway import PaymentIntentInfo, PaymentProviderError, StripeGateway
 from api.payments.webhook_signature import parse_event
 from api.settings import Settings
 from flows.async_support import run_blocking
+from flows.reconcile_payments.billing import BILLING_MISMATCH_KINDS, compare_billing
+from flows.reconcile_payments.findings import (
+    CONCURRENT_STRIPE_CALLS,
+    Mismatch,
+    ReconciliationError,
+)
 from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, write_json
 
 FLOW_NAME = "reconcile-payments"
@@ -41,7 +48,6 @@ STRIPE_EVENT_RETENTION = timedelta(days=30)
 # A payment row is written before its PaymentIntent is created; give that call time to finish
 # before calling a payment without one an orphan.
 CREATION_GRACE = timedelta(minutes=15)
-CONCURRENT_STRIPE_CALLS = 8
 MAX_LISTED = 500
 
 MISMATCH_KINDS: Final[tuple[str, ...]] = (
@@ -64,19 +70,6 @@ COMPATIBLE_STATUSES: Final[dict[str, frozenset[str]]] = {
     "succeeded": frozenset({"succeeded", "refunded", "partially_refunded", "disputed"}),
     "canceled": frozenset({"canceled"}),
 }
-
-
-class ReconciliationError(RuntimeError):
-    """Reconciliation cannot start (payments not configured) or Stripe failed."""
-
-
-@dataclass(frozen=True, slots=True)
-class Mismatch:
-    kind: str
-    payment_id: str | None
-    payment_intent_id: str | None
-    local: str | None
-    stripe: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,16 +138,24 @@ async def processed_event_ids(database: Database, event_ids: Iterable[str]) -> s
 
 
 async def replay_events(
-    database: Database, events: list[dict[str, Any]], dry_run: bool
+    database: Database,
+    events: list[dict[str, Any]],
+    dry_run: bool,
+    catalog: PriceCatalog | None = None,
 ) -> list[Replay]:
-    """Replay, oldest first (the order Stripe would have delivered them in)."""
+    """Replay, oldest first (the order Stripe would have delivered them in).
+
+    `events` is Stripe's list, newest first: within one second (events carry whole seconds)
+    only that order tells two changes of one object apart, so it is reversed, then sorted
+    stably by time."""
     replays: list[Replay] = []
-    for event in sorted(events, key=lambda e: (e.get("created", 0), e["id"])):
+    oldest_first = list(reversed(events))
+    for event in sorted(oldest_first, key=lambda e: e.get("created", 0)):
         if dry_run:
             replays.append(Replay(event["id"], event["type"], "pending"))
             continue
         payload = parse_event(json.dumps(event).encode())
-        outcome = await record_and_apply(database.sessions, payload)
+        outcome = await record_and_apply(database.sessions, payload, catalog)
         replays.append(Replay(event["id"], event["type"], outcome.result))
     return replays
 
@@ -221,16 +222,21 @@ class Reconciliation:
     replays: list[Replay]
     payments_checked: int
     mismatches: list[Mismatch]
+    subscriptions_checked: int = 0
 
 
 async def reconcile(
-    database: Database, gateway: StripeGateway, since: datetime, dry_run: bool
+    database: Database,
+    gateway: StripeGateway,
+    since: datetime,
+    dry_run: bool,
+    catalog: PriceCatalog | None = None,
 ) -> Reconciliation:
     events = await fetch_events(gateway, since)
     handled = [event for event in events if event.get("type") in HANDLED_TYPES]
     processed = await processed_event_ids(database, (event["id"] for event in handled))
     missed = [event for event in handled if event["id"] not in processed]
-    replays = await replay_events(database, missed, dry_run)
+    replays = await replay_events(database, missed, dry_run, catalog)
 
     payments = await local_payments(database, since)
     mismatches = await compare_with_stripe(gateway, payments, datetime.now(UTC))
@@ -240,7 +246,16 @@ async def reconcile(
         Mismatch("missing_locally", None, intent, None, "exists")
         for intent in sorted(mentioned - known)
     ]
-    return Reconciliation(since, dry_run, len(events), replays, len(payments), mismatches)
+    subscriptions_checked, billing_mismatches = await compare_billing(database, gateway, since)
+    return Reconciliation(
+        since,
+        dry_run,
+        len(events),
+        replays,
+        len(payments),
+        mismatches + billing_mismatches,
+        subscriptions_checked,
+    )
 
 
 def to_report(result: Reconciliation) -> dict[str, Any]:
@@ -254,7 +269,10 @@ def to_report(result: Reconciliation) -> dict[str, Any]:
             "missed_events": len(result.replays),
             "replayed": Counter(replay.result for replay in result.replays),
             "payments_checked": result.payments_checked,
-            "mismatches": {kind: by_kind[kind] for kind in MISMATCH_KINDS},
+            "subscriptions_checked": result.subscriptions_checked,
+            "mismatches": {
+                kind: by_kind[kind] for kind in (*MISMATCH_KINDS, *BILLING_MISMATCH_KINDS)
+            },
         },
         "replays": [asdict(replay) for replay in result.replays[:MAX_LISTED]],
         "mismatches": [asdict(mismatch) for mismatch in result.mismatches[:MAX_LISTED]],
@@ -277,9 +295,10 @@ def to_markdown(report: dict[str, Any]) -> str:
         "",
     ]
     if report["mismatches"]:
-        lines += ["| kind | payment | PaymentIntent | local | Stripe |", "|---|---|---|---|---|"]
+        lines += ["| kind | payment | Stripe object | local | Stripe |", "|---|---|---|---|---|"]
         lines += [
-            f"| {m['kind']} | {m['payment_id'] or '—'} | {m['payment_intent_id'] or '—'} "
+            f"| {m['kind']} | {m['payment_id'] or '—'} "
+            f"| {m['payment_intent_id'] or m['stripe_object_id'] or '—'} "
             f"| {m['local'] or '—'} | {m['stripe'] or '—'} |"
             for m in report["mismatches"]
         ]
@@ -320,10 +339,12 @@ def gateway_from_settings(settings: Settings) -> StripeGateway:
 
 
 async def reconcile_database(database_url: str, since: datetime, dry_run: bool) -> Reconciliation:
-    gateway = gateway_from_settings(Settings())
+    settings = Settings()
+    gateway = gateway_from_settings(settings)
+    catalog = load_price_catalog(settings.prices_file)
     database = Database(database_url)
     try:
-        return await reconcile(database, gateway, since, dry_run)
+        return await reconcile(database, gateway, since, dry_run, catalog)
     finally:
         await gateway.close()
         await database.dispose()

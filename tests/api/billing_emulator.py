@@ -109,6 +109,7 @@ class BillingStripe:
                     self._subscription,
                     methods=["GET", "POST", "DELETE"],
                 ),
+                Route("/v1/invoices/{id}", self._invoice, methods=["GET"]),
                 Route("/v1/checkout/sessions", self._create_checkout, methods=["POST"]),
                 Route("/v1/billing_portal/sessions", self._create_portal, methods=["POST"]),
                 Route("/v1/events", self._events, methods=["GET"]),
@@ -222,6 +223,12 @@ class BillingStripe:
         self._record("customer.subscription.updated", subscription)
         return JSONResponse(subscription)
 
+    async def _invoice(self, request: Request) -> Response:
+        invoice = self.invoices.get(request.path_params["id"])
+        if invoice is None:
+            return _error(404, f"No such invoice: '{request.path_params['id']}'")
+        return JSONResponse(invoice)
+
     async def _create_checkout(self, request: Request) -> Response:
         params = await self._params(request)
         if not await self._customer_exists(params["customer"]):
@@ -273,7 +280,8 @@ class BillingStripe:
             )
         theirs = answer.json()["data"]
         created_gte = int(request.query_params.get("created[gte]", "0"))
-        ours = [event for event in self.events if event["created"] >= created_gte]
+        # Newest first, as Stripe lists them (within a second too).
+        ours = [event for event in reversed(self.events) if event["created"] >= created_gte]
         merged = sorted([*theirs, *ours], key=lambda event: event["created"], reverse=True)
         return JSONResponse({"object": "list", "data": merged, "has_more": False})
 
