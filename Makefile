@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd dashboards flows infra-plan hooks bench actionlint-deps
+	erd dashboards flows infra-plan hooks bench actionlint-deps alerts-rehearse
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -113,6 +113,9 @@ flows: sync migrate ## Prefect server + UI on :4200 serving the four scheduled o
 
 infra-plan: sync ## offline table of the resources STACK (staging|prod) would create, under Pulumi mocks
 	$(UV) run --no-sync python -m infra_pulumi.plan --stack $(STACK)
+
+alerts-rehearse: sync system-deps ## real Prometheus + Alertmanager deliver a page (Slack/Chatbot) and a ticket (e-mail); last line JSON
+	$(UV) run --no-sync python -m infra_pulumi.rehearsal.alerts
 
 bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
 	$(UV) run --no-sync python -m benchmarks

@@ -59,6 +59,14 @@ def drop_postgres_database(url: str) -> None:
         connection.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+def require_postgres() -> str:
+    try:
+        psycopg.connect(_libpq_dsn(TEST_DATABASE_URL), connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        unavailable(f"PostgreSQL at TEST_DATABASE_URL is unreachable: {exc}")
+    return TEST_DATABASE_URL
+
+
 def require_redis() -> str:
     try:
         client = redis.Redis.from_url(TEST_REDIS_URL, socket_connect_timeout=2)

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from flows.chatbot import custom_notification
-from rehearsals.messages import chatbot_problems
+from infra_pulumi.rehearsal.notifications import chatbot_problems
 
 HOSTILE = 'backup "failed" \\ C:\\dump\n\ttraceback\x00 {{ x }} ünï 🚨'
 

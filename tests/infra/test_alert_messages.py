@@ -15,7 +15,7 @@ import yaml
 
 from infra_pulumi import alert_messages, alerting
 from infra_pulumi.alert_messages import AlertLinks
-from rehearsals.messages import chatbot_problems
+from infra_pulumi.rehearsal.notifications import chatbot_problems
 from tests.services import require_command
 
 LINKS = AlertLinks.for_stack(

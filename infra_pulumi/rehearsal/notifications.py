@@ -12,7 +12,7 @@ from typing import Any
 from jsonschema import Draft202012Validator
 
 CHATBOT_SCHEMA = (
-    Path(__file__).resolve().parent.parent
+    Path(__file__).resolve().parents[2]
     / "tests"
     / "fixtures"
     / "chatbot"

@@ -1,1 +1,0 @@
-"""Rehearsals: what runs in AWS, run here for real against local counterparts."""
