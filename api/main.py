@@ -16,6 +16,7 @@ from api.db import Database
 from api.docs_ui import install_docs
 from api.email.setup import install_email
 from api.errors import install_problem_handlers
+from api.head_requests import HeadAsGetMiddleware
 from api.logging_config import configure_logging
 from api.middleware import RequestContextMiddleware
 from api.observability import routes as metrics_routes
@@ -86,6 +87,8 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     # Rate limiting resolves each request's route from the routers included above; its
     # middleware sits inside CORS and metrics (preflights are free, 429s are counted).
     install_rate_limiting(app, settings)
+    # Outside the limiter: a HEAD request is limited and routed as the GET it stands for.
+    app.add_middleware(HeadAsGetMiddleware)
 
     # Middleware added last runs first: the request context wraps everything, so even a
     # failure inside the metrics layer is answered with problem+json and a request id.

@@ -269,6 +269,12 @@ class Settings(BaseSettings):
             problems.append(f"CORS_ORIGINS must not contain '*' in {env}")
         if any(origin.startswith("http://") for origin in self.cors_origins):
             problems.append(f"CORS_ORIGINS must use https:// origins in {env}")
+        if any(origin.strip().lower() == "null" for origin in self.cors_origins):
+            # Sandboxed iframes and file:// pages all send Origin: null: anyone can be "null".
+            problems.append(f"CORS_ORIGINS must not contain 'null' in {env}")
+        if any(network.prefixlen == 0 for network in self.trusted_proxies):
+            # Trusting every peer lets any client choose its address by X-Forwarded-For.
+            problems.append(f"TRUSTED_PROXIES must not contain 0.0.0.0/0 or ::/0 in {env}")
         if any(origin.startswith("http://") for origin in self.billing_redirect_origins):
             problems.append(f"BILLING_REDIRECT_ORIGINS must use https:// origins in {env}")
         if self.stripe_secret_key is not None:

@@ -343,6 +343,23 @@ async def test_health_metrics_and_webhooks_are_exempt(start: Starter) -> None:
                 assert "RateLimit-Policy" not in response.headers, path
 
 
+async def test_unknown_paths_under_webhooks_are_limited(start: Starter) -> None:
+    """Only the Stripe webhook route is exempt: probing its neighbours costs anonymous quota."""
+    limited = await start(policy_file=TINY_POLICIES)
+    async with limited.client("198.51.100.101") as client:
+        statuses = [
+            (await client.request(method, path, content=b"{}")).status_code
+            for method, path in [
+                ("POST", "/v1/webhooks/paypal"),
+                ("GET", "/v1/webhooks/stripe"),
+                ("POST", "/v1/webhooks/stripe/../x"),
+                ("POST", "/v1/webhooks/anything/else"),
+            ]
+        ]
+    assert statuses[:3] != [429] * 3
+    assert statuses[3] == 429
+
+
 async def test_routers_included_at_any_depth_are_limited_by_full_template(
     start: Starter,
 ) -> None:

@@ -42,7 +42,7 @@ def _summary(path: Path | None = None) -> dict[str, tuple[int, int, str, list[st
 def test_bundled_defaults_are_the_contract_table() -> None:
     assert _summary() == CONTRACT_DEFAULTS
     exempt = [pattern.text for pattern in load_policy_set().exempt]
-    assert exempt == ["/v1/webhooks/*", "/healthz", "/readyz", "/metrics"]
+    assert exempt == ["POST /v1/webhooks/stripe", "/healthz", "/readyz", "/metrics"]
 
 
 def test_two_lines_raise_one_quota_and_keep_everything_else(tmp_path: Path) -> None:

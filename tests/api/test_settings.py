@@ -97,6 +97,10 @@ def test_secure_production_configuration_loads(environment) -> None:
         ({"REDIS_URL": ""}, "REDIS_URL"),
         ({"METRICS_TOKEN": "short"}, "METRICS_TOKEN"),
         ({"CORS_ORIGINS": "*"}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "https://app.example,null"}, "CORS_ORIGINS"),
+        ({"CORS_ORIGINS": "NULL"}, "CORS_ORIGINS"),
+        ({"TRUSTED_PROXIES": "10.0.0.0/8,0.0.0.0/0"}, "TRUSTED_PROXIES"),
+        ({"TRUSTED_PROXIES": "::/0"}, "TRUSTED_PROXIES"),
         ({"BILLING_REDIRECT_ORIGINS": "http://app.example"}, "BILLING_REDIRECT_ORIGINS"),
         ({"STRIPE_SECRET_KEY": "sk_live_x"}, "STRIPE_WEBHOOK_SECRETS"),
         (
