@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from api import health
+from api.account.setup import install_account
 from api.auth.setup import install_auth
 from api.billing.setup import install_billing
 from api.db import Database
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     app.include_router(health.router)
     app.include_router(metrics_routes.router)
     install_auth(app)
+    install_account(app)
     install_payments(app)
     install_docs(app)
     install_billing(app)

@@ -18,6 +18,7 @@ SQLModel.metadata.naming_convention = {
 
 # Domain tables register themselves on import: one line per domain (sorted, as ruff wants;
 # the order does not matter to the metadata).
+import api.account.models  # noqa: E402
 import api.auth.models  # noqa: E402
 import api.billing.models  # noqa: E402
 import api.observability.models  # noqa: E402

@@ -102,6 +102,14 @@ class Settings(BaseSettings):
     email_queue_size: int = Field(default=1000, ge=1, le=100_000)
     product_name: str = Field(default="Slipway", min_length=1, max_length=100)
 
+    # Accounts (docs/accounts.md). Links in emails point at EMAIL_LINK_BASE_URL, the product's
+    # own front end, which posts the token back to the API.
+    email_link_base_url: str = "http://127.0.0.1:8000"
+    # Unset: required in staging and production, not in development or tests.
+    require_verified_email: bool | None = None
+    email_verification_ttl_seconds: int = Field(default=172_800, ge=300, le=30 * 86_400)
+    password_reset_ttl_seconds: int = Field(default=1800, ge=300, le=86_400)
+
     @field_validator("database_url")
     @classmethod
     def _database_url(cls, value: str) -> str:
@@ -190,6 +198,20 @@ class Settings(BaseSettings):
             if not secret.get_secret_value().startswith("whsec_"):
                 raise ValueError("STRIPE_WEBHOOK_SECRETS entries must start with whsec_")
         return value
+
+    @field_validator("email_link_base_url")
+    @classmethod
+    def _link_base_url(cls, value: str) -> str:
+        value = value.strip().rstrip("/")
+        if not value.startswith(("http://", "https://")) or any(c in value for c in "?#"):
+            raise ValueError("EMAIL_LINK_BASE_URL must be an http(s) URL without query or fragment")
+        return value
+
+    @property
+    def verified_email_required(self) -> bool:
+        if self.require_verified_email is not None:
+            return self.require_verified_email
+        return self.is_deployed
 
     @field_validator("email_smtp_url")
     @classmethod

@@ -32,7 +32,7 @@ def _read_password(from_stdin: bool) -> str:
 
 async def _create_admin(database: Database, email: str, password: str) -> str:
     async with database.sessions() as db:
-        user = await service.register_user(db, email, password, role="admin")
+        user = await service.register_user(db, email, password, role="admin", verified=True)
     return f"created admin {user.email} ({user.id})"
 
 

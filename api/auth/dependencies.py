@@ -11,9 +11,11 @@ from typing import Annotated
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
+from sqlalchemy import select
+from sqlmodel import col
 
 from api.auth.keys import KeyRing, load_keyring
-from api.auth.models import User
+from api.auth.models import RefreshTokenFamily, User
 from api.auth.tokens import InvalidAccessTokenError, verify_access_token
 from api.db import SessionDep
 from api.errors import ProblemError
@@ -74,10 +76,19 @@ async def get_current_user(
     except InvalidAccessTokenError as exc:
         logger.info("access token refused", extra={"reason": str(exc)})
         raise invalid_token() from None
-    user = await session.get(User, claims.user_id)
-    if user is None or user.disabled:
+    # One round trip: the user, and whether the token's session is still live.
+    row = (
+        await session.execute(
+            select(User, col(RefreshTokenFamily.revoked_at))
+            .join(RefreshTokenFamily, col(RefreshTokenFamily.user_id) == col(User.id))
+            .where(col(User.id) == claims.user_id, col(RefreshTokenFamily.id) == claims.session_id)
+        )
+    ).first()
+    if row is None or row[0].disabled or row[1] is not None:
         raise invalid_token()
+    user: User = row[0]
     request.state.user_id = str(user.id)
+    request.state.session_id = claims.session_id
     return user
 
 

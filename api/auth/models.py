@@ -50,6 +50,8 @@ class User(SQLModel, table=True):
     role: str = Field(default="user", sa_column=sa.Column(sa.String(16), nullable=False))
     disabled: bool = Field(default=False, sa_column=sa.Column(sa.Boolean(), nullable=False))
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
+    # Set when the user proved they read mail at this address (a verification or reset link).
+    email_verified_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
 
 
 class RefreshTokenFamily(SQLModel, table=True):

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request, Response
 from fastapi.security import OAuth2PasswordRequestForm
 
+from api.account import service as account_service
+from api.account.dependencies import email_not_verified
 from api.auth import service, user_pages
 from api.auth.dependencies import AdminUser, CurrentUser, KeyRingDep, SettingsDep
 from api.auth.models import USER_AGENT_MAX_LENGTH, RefreshTokenFamily, User, as_utc
@@ -24,6 +26,7 @@ from api.auth.schemas import (
 )
 from api.billing.entitlements import entitlements_of
 from api.db import SessionDep
+from api.email.setup import EmailSenderDep, email_sender_of
 from api.errors import ProblemError
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -32,10 +35,20 @@ admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 jwks_router = APIRouter(tags=["auth"])
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "not authenticated"}}
+_LOGIN_REFUSED: dict[int | str, dict[str, Any]] = {
+    **_UNAUTHORIZED,
+    403: {"description": "REQUIRE_VERIFIED_EMAIL: the address is not verified (a link is sent)"},
+}
 
 
-def _user_out(user: User) -> UserOut:
-    return UserOut(id=user.id, email=user.email, role=user.role, created_at=as_utc(user.created_at))
+def user_out(user: User) -> UserOut:
+    return UserOut(
+        id=user.id,
+        email=user.email,
+        role=user.role,
+        created_at=as_utc(user.created_at),
+        email_verified=user.email_verified_at is not None,
+    )
 
 
 def _client(request: Request) -> service.ClientInfo:
@@ -86,12 +99,16 @@ def _bad_refresh_token() -> ProblemError:
 
 
 @router.post("/register", status_code=201, responses={409: {"description": "email taken"}})
-async def register(body: RegisterRequest, db: SessionDep) -> UserOut:
+async def register(
+    body: RegisterRequest, db: SessionDep, settings: SettingsDep, sender: EmailSenderDep
+) -> UserOut:
+    """Create an account; a verification link goes to the address."""
     try:
         user = await service.register_user(db, body.email, body.password)
     except service.EmailTakenError as exc:
         raise ProblemError(409, str(exc), slug="email-taken") from None
-    return _user_out(user)
+    await account_service.send_verification(db, settings, sender, user)
+    return user_out(user)
 
 
 async def _login(
@@ -106,18 +123,21 @@ async def _login(
         user = await service.authenticate(db, email, password)
     except service.InvalidCredentialsError:
         raise _bad_credentials() from None
+    if settings.verified_email_required and user.email_verified_at is None:
+        await account_service.remind_unverified(db, settings, email_sender_of(request.app), user)
+        raise email_not_verified()
     tokens = await service.start_session(db, settings, keys, user, _client(request))
     return _pair(tokens)
 
 
-@router.post("/login", responses=_UNAUTHORIZED, dependencies=_TOKEN_RESPONSE)
+@router.post("/login", responses=_LOGIN_REFUSED, dependencies=_TOKEN_RESPONSE)
 async def login(
     request: Request, body: LoginRequest, db: SessionDep, settings: SettingsDep, keys: KeyRingDep
 ) -> TokenPair:
     return await _login(request, db, settings, keys, body.email, body.password)
 
 
-@router.post("/token", responses=_UNAUTHORIZED, dependencies=_TOKEN_RESPONSE)
+@router.post("/token", responses=_LOGIN_REFUSED, dependencies=_TOKEN_RESPONSE)
 async def token(
     request: Request,
     form: Annotated[OAuth2PasswordRequestForm, Depends()],
@@ -175,7 +195,7 @@ async def revoke_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDe
 @users_router.get("/me", responses=_UNAUTHORIZED)
 async def me(request: Request, user: CurrentUser, db: SessionDep) -> CurrentUserOut:
     entitlements = await entitlements_of(request, db, user)
-    return CurrentUserOut(**_user_out(user).model_dump(), entitlements=entitlements)
+    return CurrentUserOut(**user_out(user).model_dump(), entitlements=entitlements)
 
 
 @admin_router.get("/users", responses={**_UNAUTHORIZED, 403: {"description": "not an admin"}})
@@ -191,7 +211,7 @@ async def list_users(
     except user_pages.InvalidCursorError as exc:
         error = {"loc": ["query", "cursor"], "msg": str(exc), "type": "value_error"}
         raise ProblemError(422, "the request is invalid", extra={"errors": [error]}) from None
-    items = [AdminUserOut(**_user_out(user).model_dump(), disabled=user.disabled) for user in users]
+    items = [AdminUserOut(**user_out(user).model_dump(), disabled=user.disabled) for user in users]
     return UserPage(items=items, next_cursor=next_cursor)
 
 

@@ -74,8 +74,9 @@ class ClientInfo:
 
 
 async def register_user(
-    db: AsyncSession, email: str, password: str, *, role: Role = "user"
+    db: AsyncSession, email: str, password: str, *, role: Role = "user", verified: bool = False
 ) -> User:
+    """A new account; `verified` when an operator vouches for the address (admin bootstrap)."""
     try:
         normalised = normalise_email(email)
     except InvalidEmailError as exc:
@@ -83,7 +84,12 @@ async def register_user(
     problem = password_problem(password)
     if problem is not None:
         raise WeakPasswordError(problem)
-    user = User(email=normalised, password_hash=await hash_password(password), role=role)
+    user = User(
+        email=normalised,
+        password_hash=await hash_password(password),
+        role=role,
+        email_verified_at=utc_now() if verified else None,
+    )
     db.add(user)
     try:
         await db.commit()
@@ -129,9 +135,11 @@ async def authenticate(db: AsyncSession, email: str, password: str) -> User:
     return user
 
 
-def _issue(keys: KeyRing, settings: Settings, user: User, refresh_token: str) -> IssuedTokens:
+def _issue(
+    keys: KeyRing, settings: Settings, user: User, session_id: uuid.UUID, refresh_token: str
+) -> IssuedTokens:
     return IssuedTokens(
-        access_token=issue_access_token(keys, settings, user),
+        access_token=issue_access_token(keys, settings, user, session_id),
         refresh_token=refresh_token,
         expires_in=settings.access_token_ttl_seconds,
     )
@@ -158,7 +166,7 @@ async def start_session(
         )
     )
     await db.commit()
-    return _issue(keys, settings, user, refresh_token)
+    return _issue(keys, settings, user, family.id, refresh_token)
 
 
 async def _revoke_families(
@@ -225,7 +233,7 @@ async def rotate_refresh_token(
     )
     await db.commit()
     auth_refresh_total.labels(result="rotated").inc()
-    return _issue(keys, settings, user, next_token)
+    return _issue(keys, settings, user, family.id, next_token)
 
 
 async def logout(db: AsyncSession, presented: str) -> None:
@@ -267,6 +275,16 @@ async def revoke_session(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.
         raise SessionNotFoundError()
 
 
+async def revoke_user_sessions(
+    db: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None = None
+) -> int:
+    """Revoke the user's sessions (all, or all but `keep`); the caller commits."""
+    conditions = [col(RefreshTokenFamily.user_id) == user_id]
+    if keep is not None:
+        conditions.append(col(RefreshTokenFamily.id) != keep)
+    return await _revoke_families(db, *conditions, now=utc_now())
+
+
 async def disable_user(db: AsyncSession, user_id: uuid.UUID) -> bool:
     """Lock the user out: sessions are revoked now, access tokens fail at their next request."""
     result = await db.execute(
@@ -285,7 +303,7 @@ async def ensure_admin(db: AsyncSession, email: str, password: str) -> bool:
     if await user_by_email(db, email) is not None:
         return False
     try:
-        await register_user(db, email, password, role="admin")
+        await register_user(db, email, password, role="admin", verified=True)
     except EmailTakenError:
         return False  # another process bootstrapping at the same time got there first
     return True

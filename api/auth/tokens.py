@@ -22,7 +22,9 @@ from api.settings import Settings
 
 ACCESS_TOKEN_TYPE = "at+jwt"  # noqa: S105 - a media type, not a secret
 ALGORITHM = "ES256"
-REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti", "role"]
+# `sid` names the session (refresh-token family) the token was issued to: revoking the
+# session (logout, password reset or change) refuses its access tokens at once.
+REQUIRED_CLAIMS = ["iss", "aud", "sub", "iat", "exp", "jti", "role", "sid"]
 # Tolerated clock difference between the servers that sign and those that verify.
 LEEWAY_SECONDS = 5
 REFRESH_TOKEN_BYTES = 32  # 256 bits
@@ -37,12 +39,13 @@ class InvalidAccessTokenError(Exception):
 @dataclass(frozen=True)
 class AccessClaims:
     user_id: uuid.UUID
+    session_id: uuid.UUID
     role: str
     token_id: str
     expires_at: int
 
 
-def issue_access_token(keys: KeyRing, settings: Settings, user: User) -> str:
+def issue_access_token(keys: KeyRing, settings: Settings, user: User, session_id: uuid.UUID) -> str:
     now = int(time.time())
     claims: dict[str, Any] = {
         "iss": settings.jwt_issuer,
@@ -52,6 +55,7 @@ def issue_access_token(keys: KeyRing, settings: Settings, user: User) -> str:
         "exp": now + settings.access_token_ttl_seconds,
         "jti": secrets.token_urlsafe(16),
         "role": user.role,
+        "sid": str(session_id),
     }
     signer = keys.signing_key
     return jwt.encode(
@@ -100,9 +104,16 @@ def verify_access_token(keys: KeyRing, settings: Settings, token: str) -> Access
         raise InvalidAccessTokenError("bad role or jti")
     try:
         user_id = uuid.UUID(str(claims["sub"]))
+        session_id = uuid.UUID(str(claims["sid"]))
     except ValueError:
-        raise InvalidAccessTokenError("sub is not a user id") from None
-    return AccessClaims(user_id=user_id, role=role, token_id=token_id, expires_at=claims["exp"])
+        raise InvalidAccessTokenError("sub or sid is not an id") from None
+    return AccessClaims(
+        user_id=user_id,
+        session_id=session_id,
+        role=role,
+        token_id=token_id,
+        expires_at=claims["exp"],
+    )
 
 
 def new_refresh_token() -> str:

@@ -122,7 +122,12 @@ class EmailSender:
                     delay = self._retry_delay(attempt)
                     logger.warning(
                         "email delivery failed; retrying",
-                        extra={**context, "attempt": attempt, "retry_in": round(delay, 3)},
+                        extra={
+                            **context,
+                            "attempt": attempt,
+                            "retry_in": round(delay, 3),
+                            "error": str(exc),
+                        },
                     )
                     await asyncio.sleep(delay)
                 else:

@@ -173,8 +173,11 @@ async def body_field(scope: Scope, body: bytes, fields: tuple[str, ...]) -> str:
     one of `fields`, or one of them twice.
     """
     value = await _identity_field(scope, body, fields)
-    if not value:
-        return ""
+    return field_digest(value) if value else ""
+
+
+def field_digest(value: str) -> str:
+    """The limiter's key for an identity such as an email address (normalised, hashed)."""
     try:
         normalised = normalise_email(value)
     except InvalidEmailError:

@@ -145,7 +145,11 @@ class RateLimitMiddleware:
             return cls._header_identity(bound, policy, scope), receive
         ip = bound.limiter.client_ip(scope)
         body, receive = await read_body(receive)
-        return f"{ip}|{await body_field(scope, body, policy.key.body_fields)}", receive
+        field = await body_field(scope, body, policy.key.body_fields)
+        if kind == "body":
+            # Counted per account whatever the address: a victim's inbox is shared by every IP.
+            return f"body:{field}", receive
+        return f"{ip}|{field}", receive
 
     @staticmethod
     async def _refuse(

@@ -35,7 +35,7 @@ _BODY_FIELD = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 MAX_QUOTA = 1_000_000_000
 MAX_WINDOW_SECONDS = 7 * 86_400
 
-KeyKind = Literal["ip", "user", "ip+body"]
+KeyKind = Literal["ip", "user", "ip+body", "body"]
 
 
 class PolicyFileError(ValueError):
@@ -53,15 +53,18 @@ class KeySpec:
     def parse(cls, text: str) -> KeySpec:
         if text in ("ip", "user"):
             return cls(kind=text)  # type: ignore[arg-type]
-        if text.startswith("ip+body:"):
-            fields = tuple(part.strip() for part in text.removeprefix("ip+body:").split("|"))
-            if fields and all(_BODY_FIELD.match(name) for name in fields):
-                return cls(kind="ip+body", body_fields=fields)
-        raise ValueError('must be "ip", "user" or "ip+body:<field>[|<field>...]"')
+        for kind in ("ip+body", "body"):
+            if text.startswith(f"{kind}:"):
+                fields = tuple(part.strip() for part in text.removeprefix(f"{kind}:").split("|"))
+                if fields and all(_BODY_FIELD.match(name) for name in fields):
+                    return cls(kind=kind, body_fields=fields)
+        raise ValueError(
+            'must be "ip", "user", "ip+body:<field>[|<field>...]" or "body:<field>[|<field>...]"'
+        )
 
     def __str__(self) -> str:
-        if self.kind == "ip+body":
-            return "ip+body:" + "|".join(self.body_fields)
+        if self.kind in ("ip+body", "body"):
+            return f"{self.kind}:" + "|".join(self.body_fields)
         return self.kind
 
 

@@ -6,6 +6,7 @@ port where no SMTP server answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import email
 import email.policy
@@ -148,6 +149,7 @@ class UnresponsiveSmtpServer:
         self._socket.listen(16)
         self.port = self._socket.getsockname()[1]
         self.connections = 0
+        self.accepted = threading.Event()
         self._open: list[socket.socket] = []
         self._thread = threading.Thread(target=self._serve, daemon=True)
         self._thread.start()
@@ -163,13 +165,18 @@ class UnresponsiveSmtpServer:
             except OSError:
                 return
             self.connections += 1
+            self.accepted.set()
             if self.hang:
                 self._open.append(connection)
             else:
                 connection.close()
 
     def close(self) -> None:
+        # shutdown() wakes the thread blocked in accept() (close() alone would not on Linux).
+        with contextlib.suppress(OSError):
+            self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
+        self._thread.join(timeout=5)
         for connection in self._open:
             connection.close()
 

@@ -52,7 +52,8 @@ class LimitedApp:
     def bearer_for(self, user_id: uuid.UUID | None = None) -> dict[str, str]:
         """A genuine access token of this app for a user (no database row needed)."""
         user = User(id=user_id or uuid.uuid4(), email="u@example.com", password_hash="x")
-        token = issue_access_token(keyring_for(self.app), self.app.state.settings, user)
+        settings = self.app.state.settings
+        token = issue_access_token(keyring_for(self.app), settings, user, uuid.uuid4())
         return {"Authorization": f"Bearer {token}"}
 
 

@@ -26,7 +26,8 @@ async def test_register_login_me_refresh_logout(client: httpx.AsyncClient) -> No
     )
     assert registered.status_code == 201
     user = registered.json()
-    assert set(user) == {"id", "email", "role", "created_at"}
+    assert set(user) == {"id", "email", "role", "created_at", "email_verified"}
+    assert user["email_verified"] is False
     assert (user["email"], user["role"]) == (email, "user")
 
     logged_in = await client.post(
@@ -202,7 +203,11 @@ async def test_refresh_keeps_the_session_and_logout_ends_it(client: httpx.AsyncC
     assert same_session["id"] == session["id"]
     assert same_session["last_used_at"] >= session["last_used_at"]
     await client.post("/v1/auth/logout", json={"refresh_token": pair["refresh_token"]})
-    assert (await client.get("/v1/auth/sessions", headers=user["headers"])).json() == []
+    # Logging out ends the session's access tokens too, not only its refresh token.
+    assert (await client.get("/v1/auth/sessions", headers=user["headers"])).status_code == 401
+    again = await login(client, user["email"], user["password"])
+    [only] = (await client.get("/v1/auth/sessions", headers=bearer(again["access_token"]))).json()
+    assert only["id"] != session["id"]
 
 
 async def test_logout_with_an_unknown_token_is_204(client: httpx.AsyncClient) -> None:
@@ -249,7 +254,14 @@ async def test_admin_users_pages_with_a_cursor(client: httpx.AsyncClient, app: F
         assert page.status_code == 200
         body = page.json()
         assert len(body["items"]) <= 2
-        assert set(body["items"][0]) == {"id", "email", "role", "created_at", "disabled"}
+        assert set(body["items"][0]) == {
+            "id",
+            "email",
+            "role",
+            "created_at",
+            "email_verified",
+            "disabled",
+        }
         seen.extend(item["id"] for item in body["items"])
         pages += 1
         cursor = body["next_cursor"]

@@ -64,6 +64,8 @@ def _b64(data: bytes) -> str:
 
 def claims_for(user: dict[str, Any], **changes: Any) -> dict[str, Any]:
     now = int(time.time())
+    # The session the user's real token names: a token must belong to a live session.
+    session_id = jwt.decode(user["access_token"], options={"verify_signature": False})["sid"]
     claims = {
         "iss": "slipway",
         "aud": "slipway-api",
@@ -72,6 +74,7 @@ def claims_for(user: dict[str, Any], **changes: Any) -> dict[str, Any]:
         "exp": now + 600,
         "jti": uuid.uuid4().hex,
         "role": "user",
+        "sid": session_id,
     }
     claims.update(changes)
     return {name: value for name, value in claims.items() if value is not None}
@@ -104,7 +107,7 @@ async def test_issued_tokens_have_the_contract_header_and_claims(user: dict[str,
     claims = jwt.decode(
         user["access_token"], NEWEST.public_key, algorithms=["ES256"], audience="slipway-api"
     )
-    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "role"}
+    assert set(claims) == {"iss", "aud", "sub", "iat", "exp", "jti", "role", "sid"}
     assert claims["sub"] == user["user_id"]
     assert claims["exp"] - claims["iat"] == user["expires_in"] == 900
 
@@ -143,6 +146,9 @@ async def test_hs256_signed_with_the_public_key_is_refused(
         pytest.param({"jti": None}, id="missing-jti"),
         pytest.param({"role": None}, id="missing-role"),
         pytest.param({"exp": None}, id="missing-exp"),
+        pytest.param({"sid": None}, id="missing-sid"),
+        pytest.param({"sid": "not-a-session"}, id="sid-not-an-id"),
+        pytest.param({"sid": str(uuid.uuid4())}, id="sid-of-no-session"),
     ],
 )
 async def test_bad_claims_are_refused(

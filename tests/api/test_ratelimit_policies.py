@@ -18,6 +18,11 @@ CONTRACT_DEFAULTS = {
     "refresh": (60, 60, "ip", ["POST /v1/auth/refresh"]),
     "payments-create": (30, 60, "user", ["POST /v1/payments"]),
     "billing": (30, 60, "user", ["POST /v1/billing/*"]),
+    # Account emails (docs/accounts.md): reset per IP and per address, resend per user.
+    "password-reset": (10, 3600, "ip", ["POST /v1/auth/password-reset"]),
+    "password-reset-email": (3, 3600, "body:email", []),
+    "verify-email-resend": (5, 3600, "user", ["POST /v1/auth/verify-email/resend"]),
+    "password-change": (10, 3600, "user", ["POST /v1/auth/password"]),
     "authenticated": (600, 60, "user", []),
     "anonymous": (300, 60, "ip", []),
     # Beside login and register (their companions): every credential check from one IP.
