@@ -4,7 +4,8 @@ The plain pipeline runs in this process, without a Prefect server; under a Prefe
 the same code also writes artifacts. The JSON report's path is the last line printed.
 Exit codes: 0 done, 1 done with findings (dependency-scan) or mismatches left unresolved,
 2 failed (usage, unreachable service, bad input). `python -m flows serve` serves the scheduled
-deployments of prefect.yaml (what `make flows` runs).
+deployments of prefect.yaml (what `make flows` runs); `python -m flows deploy` registers them
+for the work pool's workers (what the deploy pipeline runs).
 """
 
 from __future__ import annotations
@@ -115,7 +116,39 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="serve prefect.yaml's scheduled deployments (needs a Prefect API)"
     )
     serve.add_argument("--prefect-yaml", type=Path, default=Path("prefect.yaml"))
+
+    deploy = commands.add_parser(
+        "deploy",
+        help="register or update prefect.yaml's deployments with PREFECT_API_URL (creating the "
+        "work pool if missing); one line per deployment",
+    )
+    deploy.add_argument("--prefect-yaml", type=Path, default=Path("prefect.yaml"))
+    deploy.add_argument(
+        "--version",
+        default=flows_settings().image_tag,
+        help="the deployments' version, e.g. the image tag (default $FLOWS_IMAGE_TAG)",
+    )
+    deploy.add_argument(
+        "--wait",
+        type=_positive_int,
+        metavar="SECONDS",
+        default=120,
+        help="how long to wait for the API to answer (default 120)",
+    )
     return parser
+
+
+def _deploy(args: argparse.Namespace) -> int:
+    from flows.deployments import register_deployments
+
+    try:
+        lines = register_deployments(args.prefect_yaml, args.version, args.wait)
+    except Exception as exc:
+        print(f"error: registration failed: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 2
+    for line in lines:
+        print(line)
+    return 0
 
 
 def _dependency_scan(args: argparse.Namespace) -> FlowOutcome:
@@ -197,6 +230,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         serve_deployments(args.prefect_yaml)
         return 0
+    if args.command == "deploy":
+        return _deploy(args)
     return run_flow(args)
 
 

@@ -35,6 +35,8 @@ class FlowsSettings(BaseSettings):
     # tech-debt in a container: the repository to clone (HTTPS) and a read-only token for it.
     tech_debt_repo_url: str | None = Field(None, validation_alias="TECH_DEBT_REPO_URL")
     tech_debt_git_token: SecretStr | None = Field(None, validation_alias="TECH_DEBT_GIT_TOKEN")
+    # The image tag the deploy pipeline registers the deployments under (their version).
+    image_tag: str | None = Field(None, validation_alias="FLOWS_IMAGE_TAG")
     # Failed or crashed flow runs are published to this SNS topic (the alerts' Slack/email path).
     alerts_topic_arn: str | None = Field(None, validation_alias="FLOWS_ALERTS_TOPIC_ARN")
 

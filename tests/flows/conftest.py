@@ -72,6 +72,17 @@ def moto_endpoint(aws_environment: None, tmp_path_factory: pytest.TempPathFactor
         log.close()
 
 
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[str]:
+    """A temporary Prefect server and database for the whole session (about 20 s): the one
+    Prefect server the suite starts. Yields its API URL, for subprocesses."""
+    from prefect.settings import PREFECT_API_URL
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield str(PREFECT_API_URL.value())
+
+
 @pytest.fixture
 def recording_database(sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """Flows record their outcome in the API's DATABASE_URL: point it at the test database,

@@ -4,7 +4,6 @@ and one flow run under a real (temporary) Prefect server: the only test paying i
 from __future__ import annotations
 
 import importlib
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -79,17 +78,8 @@ def test_serve_builds_scheduled_deployments_with_environment_parameters(
     assert all(deployment.schedules for deployment in built.values())
 
 
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """A temporary Prefect server and database for the whole session (about 20 s)."""
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
-
-
 def test_a_flow_run_under_prefect_writes_artifacts_and_records_its_outcome(
-    prefect_harness: None, recording_database: str, tmp_path: Path
+    prefect_harness: str, recording_database: str, tmp_path: Path
 ) -> None:
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
