@@ -74,5 +74,22 @@ def log_configuration(group: str, region: str, prefix: str) -> dict[str, Any]:
     }
 
 
+def run_task_network(
+    subnet_ids: Sequence[pulumi.Input[str]], security_group_id: pulumi.Input[str]
+) -> pulumi.Output[str]:
+    """`aws ecs run-task --network-configuration` JSON for one-off tasks: private, no public IP."""
+    return pulumi.Output.all(list(subnet_ids), security_group_id).apply(
+        lambda values: json.dumps(
+            {
+                "awsvpcConfiguration": {
+                    "subnets": values[0],
+                    "securityGroups": [values[1]],
+                    "assignPublicIp": "DISABLED",
+                }
+            }
+        )
+    )
+
+
 def container_definitions(definitions: pulumi.Input[Sequence[Any]]) -> pulumi.Output[str]:
     return pulumi.Output.from_input(definitions).apply(lambda resolved: json.dumps(resolved))

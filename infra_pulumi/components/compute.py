@@ -126,18 +126,8 @@ class Compute(pulumi.ComponentResource):
             else:
                 self.api_origin_domain = self._lambda_function(image)
         # `aws ecs run-task --network-configuration` for one-off tasks (migrations).
-        self.run_task_network = pulumi.Output.all(
-            list(inputs.private_subnet_ids), inputs.app_security_group_id
-        ).apply(
-            lambda values: json.dumps(
-                {
-                    "awsvpcConfiguration": {
-                        "subnets": values[0],
-                        "securityGroups": [values[1]],
-                        "assignPublicIp": "DISABLED",
-                    }
-                }
-            )
+        self.run_task_network = containers.run_task_network(
+            inputs.private_subnet_ids, inputs.app_security_group_id
         )
         self.api_url = pulumi.Output.from_input(f"https://{config.domain_name}")
         self.register_outputs(

@@ -22,12 +22,12 @@ from infra_pulumi.components._shared import (
     tags,
 )
 from infra_pulumi.components.database import DATABASE_NAME
+from infra_pulumi.components.flows_registration import FLOWS_HOME, registration_container
 from infra_pulumi.config import StackConfig
 
 PREFECT_PORT = 4200
 PREFECT_DATABASE = "prefect"
 WORK_POOL = "slipway-process"  # prefect.yaml's work pool
-FLOWS_HOME = "/app"  # where the flows image keeps the repository (prefect.yaml: SLIPWAY_HOME)
 
 
 @dataclass(frozen=True)
@@ -41,6 +41,8 @@ class FlowsInputs:
     cluster_name: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
     backup_bucket_name: pulumi.Input[str]
+    reports_bucket_name: pulumi.Input[str]
+    alerts_topic_arn: pulumi.Input[str]
     database_secret_arn: pulumi.Input[str]
     database_host: pulumi.Input[str]
     stripe_secret_arn: pulumi.Input[str]
@@ -48,35 +50,71 @@ class FlowsInputs:
     worker_log_group: pulumi.Input[str]
 
 
-def flow_run_policy_statements(
-    backup_bucket: str, kms_key_arn: str, database_secret_arn: str, stripe_secret_arn: str
-) -> list[dict[str, Any]]:
-    """What the flows need and nothing else: backups in S3 under the stack's KMS key, the
-    database credentials, and the Stripe key for reconciliation."""
+@dataclass(frozen=True)
+class FlowResources:
+    """What the flow runs touch, resolved (ARNs and names)."""
+
+    backup_bucket: str
+    reports_bucket: str
+    kms_key_arn: str
+    database_secret_arn: str
+    stripe_secret_arn: str
+    git_token_secret_arn: str
+    alerts_topic_arn: str
+
+
+def flow_run_policy_statements(resources: FlowResources) -> list[dict[str, Any]]:
+    """What the flows need and nothing else: backups in S3 under the stack's KMS key, their
+    reports under reports/, the database credentials, the Stripe key for reconciliation, the
+    read-only git token for tech-debt, and the pages topic for failure notices."""
+    reports = f"arn:aws:s3:::{resources.reports_bucket}"
     return [
         {
             "Sid": "BackupBucketList",
             "Effect": "Allow",
             "Action": "s3:ListBucket",
-            "Resource": f"arn:aws:s3:::{backup_bucket}",
+            "Resource": f"arn:aws:s3:::{resources.backup_bucket}",
         },
         {
             "Sid": "BackupObjects",
             "Effect": "Allow",
             "Action": ["s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload"],
-            "Resource": f"arn:aws:s3:::{backup_bucket}/*",
+            "Resource": f"arn:aws:s3:::{resources.backup_bucket}/*",
+        },
+        {
+            "Sid": "ReportsList",
+            "Effect": "Allow",
+            "Action": "s3:ListBucket",
+            "Resource": reports,
+            "Condition": {"StringLike": {"s3:prefix": ["reports/*"]}},
+        },
+        {
+            "Sid": "ReportsObjects",
+            "Effect": "Allow",
+            "Action": ["s3:GetObject", "s3:PutObject"],
+            "Resource": f"{reports}/reports/*",
         },
         {
             "Sid": "BackupEncryption",
             "Effect": "Allow",
             "Action": ["kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey"],
-            "Resource": kms_key_arn,
+            "Resource": resources.kms_key_arn,
         },
         {
             "Sid": "FlowSecrets",
             "Effect": "Allow",
             "Action": "secretsmanager:GetSecretValue",
-            "Resource": [database_secret_arn, stripe_secret_arn],
+            "Resource": [
+                resources.database_secret_arn,
+                resources.stripe_secret_arn,
+                resources.git_token_secret_arn,
+            ],
+        },
+        {
+            "Sid": "FailureNotices",
+            "Effect": "Allow",
+            "Action": "sns:Publish",
+            "Resource": resources.alerts_topic_arn,
         },
     ]
 
@@ -85,6 +123,8 @@ class FlowsWorker(pulumi.ComponentResource):
     flows_role: aws.iam.Role
     repository: aws.ecr.Repository
     prefect_ui_url: str
+    registration_task_family: pulumi.Output[str]
+    run_task_network: pulumi.Output[str]
 
     def __init__(
         self,
@@ -111,6 +151,18 @@ class FlowsWorker(pulumi.ComponentResource):
             opts=child(self),
         )
 
+        # tech-debt clones the repository with a read-only token an operator puts here
+        # (`aws secretsmanager put-secret-value`); the stack holds no value, so none is in its
+        # state, and the flow says what to do while it is empty.
+        self.git_token_secret = aws.secretsmanager.Secret(
+            f"{name}-tech-debt-git-token",
+            name=f"{config.name_prefix}/tech-debt-git-token",
+            description=f"read-only token for cloning {config.github_repository} (tech-debt flow)",
+            kms_key_id=inputs.kms_key_arn,
+            recovery_window_in_days=30 if config.is_prod else 7,
+            tags=tags(config, "tech-debt-git-token"),
+            opts=child(self),
+        )
         # The worker runs flows in its own process, so its task role is the flows' role.
         self.flows_role = self._role("flow-runs", "Prefect flow runs: backups, reconciliation")
         aws.iam.RolePolicy(
@@ -119,10 +171,13 @@ class FlowsWorker(pulumi.ComponentResource):
             policy=output_document(
                 pulumi.Output.all(
                     inputs.backup_bucket_name,
+                    inputs.reports_bucket_name,
                     inputs.kms_key_arn,
                     inputs.database_secret_arn,
                     inputs.stripe_secret_arn,
-                ).apply(lambda v: flow_run_policy_statements(v[0], v[1], v[2], v[3]))
+                    self.git_token_secret.arn,
+                    inputs.alerts_topic_arn,
+                ).apply(lambda v: flow_run_policy_statements(FlowResources(*v)))
             ),
             opts=child(self),
         )
@@ -150,6 +205,12 @@ class FlowsWorker(pulumi.ComponentResource):
             tags=tags(config, "namespace"),
             opts=child(self),
         )
+        # `aws ecs run-task --network-configuration` for the registration task: the worker
+        # group, which may reach the Prefect server's port.
+        self.run_task_network = containers.run_task_network(
+            inputs.private_subnet_ids, inputs.worker_security_group_id
+        )
+        self.registration_task_family = pulumi.Output.from_input("")
         target_group, listener = self._ui_load_balancer(prefect_domain)
         # The server and the worker run the flows image: one Prefect version (the lock's), and
         # the RDS CA bundle the server verifies the database with.
@@ -159,12 +220,17 @@ class FlowsWorker(pulumi.ComponentResource):
                 namespace, target_group, listener, execution, prefect_domain, image
             )
             self._worker_service(namespace, execution, image)
+            self.registration_task_family = self._registration_task(execution, image).family
         else:
             pulumi.log.warn(
                 "slipway:imageTag is not set: the Prefect services are not deployed yet"
             )
         self.register_outputs(
-            {"prefectUiUrl": self.prefect_ui_url, "flowsRoleArn": self.flows_role.arn}
+            {
+                "prefectUiUrl": self.prefect_ui_url,
+                "flowsRoleArn": self.flows_role.arn,
+                "flowsRegistrationTaskFamily": self.registration_task_family,
+            }
         )
 
     def _role(self, purpose: str, description: str) -> aws.iam.Role:
@@ -444,7 +510,8 @@ class FlowsWorker(pulumi.ComponentResource):
         config, inputs = self._config, self._inputs
 
         def definitions(values: list[Any]) -> list[dict[str, Any]]:
-            image, log_group, secret_arn, host, bucket, key_arn, stripe_arn = values
+            image, log_group, secret_arn, host, bucket, key_arn, stripe_arn = values[:7]
+            reports_bucket, topic_arn, git_token_arn = values[7:]
             return [
                 {
                     "name": "prefect-worker",
@@ -462,6 +529,11 @@ class FlowsWorker(pulumi.ComponentResource):
                             "DATABASE_NAME": DATABASE_NAME,
                             "BACKUP_BUCKET": bucket,
                             "BACKUP_KMS_KEY_ID": key_arn,
+                            "FLOWS_REPORTS_BUCKET": reports_bucket,
+                            "FLOWS_ALERTS_TOPIC_ARN": topic_arn,
+                            "FLOWS_STACK": config.name_prefix,
+                            "TECH_DEBT_REPO_URL": f"https://github.com/{config.github_repository}.git",
+                            "TECH_DEBT_GIT_TOKEN_SECRET_ARN": git_token_arn,
                         }
                     ),
                     "secrets": containers.secret_list(
@@ -486,6 +558,9 @@ class FlowsWorker(pulumi.ComponentResource):
                 inputs.backup_bucket_name,
                 inputs.kms_key_arn,
                 inputs.stripe_secret_arn,
+                inputs.reports_bucket_name,
+                inputs.alerts_topic_arn,
+                self.git_token_secret.arn,
             ).apply(definitions),
             execution,
             self.flows_role,
@@ -493,6 +568,30 @@ class FlowsWorker(pulumi.ComponentResource):
             memory="2048",
         )
         self._service("prefect-worker", task, {"enabled": True, "namespace": namespace.arn})
+
+    def _registration_task(
+        self, execution: aws.iam.Role, image: pulumi.Output[str]
+    ) -> aws.ecs.TaskDefinition:
+        """`python -m flows deploy`, run once per deploy by the pipeline (flows_registration)."""
+        config, inputs = self._config, self._inputs
+        registrar = self._role("flows-registration", "Registers Prefect deployments: no AWS access")
+        definitions = pulumi.Output.all(
+            image, inputs.worker_log_group, inputs.backup_bucket_name, inputs.kms_key_arn
+        ).apply(
+            lambda values: [
+                registration_container(
+                    image=values[0],
+                    image_tag=config.image_tag or "",
+                    log_group=values[1],
+                    region=config.region,
+                    backup_bucket=values[2],
+                    kms_key_arn=values[3],
+                )
+            ]
+        )
+        return self._task(
+            "register-flows", definitions, execution, registrar, cpu="256", memory="512"
+        )
 
 
 def _short_id(pool_id: str) -> str:

@@ -19,6 +19,7 @@ class Observability(pulumi.ComponentResource):
     grafana: aws.grafana.Workspace
     log_groups: dict[str, aws.cloudwatch.LogGroup]
     remote_write_url: pulumi.Output[str]
+    page_topic: aws.sns.Topic
 
     def __init__(
         self,
@@ -56,7 +57,7 @@ class Observability(pulumi.ComponentResource):
             lambda endpoint: f"{endpoint.rstrip('/')}/api/v1/remote_write"
         )
 
-        page_topic = self._topic(name, config, "pages", account_id)
+        page_topic = self.page_topic = self._topic(name, config, "pages", account_id)
         ticket_topic = self._topic(name, config, "tickets", account_id)
         aws.sns.TopicSubscription(
             f"{name}-tickets-email",

@@ -1,4 +1,5 @@
-"""S3 buckets: static assets (served by CloudFront through OAC), backups, access logs.
+"""S3 buckets: static assets (served by CloudFront through OAC), backups, flow reports, access
+logs.
 
 Every bucket gets the four public-access blocks, default encryption, a TLS-only policy and
 owner-enforced object ownership; backups are versioned, KMS-encrypted and expire by lifecycle.
@@ -13,6 +14,8 @@ import pulumi_aws as aws
 
 from infra_pulumi.components._shared import PURPOSE_TAG, child, output_document, tags
 from infra_pulumi.config import StackConfig
+
+REPORTS_RETENTION_DAYS = 400
 
 
 def deny_insecure_transport(bucket_name: str) -> dict[str, Any]:
@@ -30,6 +33,7 @@ def deny_insecure_transport(bucket_name: str) -> dict[str, Any]:
 class Storage(pulumi.ComponentResource):
     static_bucket: aws.s3.Bucket
     backup_bucket: aws.s3.Bucket
+    reports_bucket: aws.s3.Bucket
     logs_bucket: aws.s3.Bucket
 
     def __init__(
@@ -71,10 +75,17 @@ class Storage(pulumi.ComponentResource):
         self.backup_bucket = self._bucket("backups", kms=True, log=True)
         self._policy("backups", self.backup_bucket)
         self._expire("backups", self.backup_bucket, days=config.backup_retention_days)
+        # Flow reports (FLOWS_REPORTS_BUCKET): a bucket of their own, because their retention is
+        # not the backups' (a weekly report needs last week's for its trend; a year of them
+        # shows the long one).
+        self.reports_bucket = self._bucket("reports", kms=True, log=True)
+        self._policy("reports", self.reports_bucket)
+        self._expire("reports", self.reports_bucket, days=REPORTS_RETENTION_DAYS)
         self.register_outputs(
             {
                 "staticBucket": self.static_bucket.bucket,
                 "backupBucket": self.backup_bucket.bucket,
+                "reportsBucket": self.reports_bucket.bucket,
                 "logsBucket": self.logs_bucket.bucket,
             }
         )

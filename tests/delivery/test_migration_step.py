@@ -8,14 +8,13 @@ answers like the AWS CLI (text output) and records its calls.
 from __future__ import annotations
 
 import json
-import os
-import stat
 import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from tests.delivery.fake_aws import option, run_script
 from tests.delivery.workflows import GITHUB_DIR, WORKFLOWS_DIR, load_workflow
 
 SCRIPT = GITHUB_DIR / "scripts" / "run-migration.sh"
@@ -32,43 +31,18 @@ NETWORK = json.dumps(
     }
 )
 
-# Replies keyed by `aws <service> <command>`; the calls land in $AWS_CALLS, one JSON list a line.
-FAKE_AWS = """#!/usr/bin/env python3
-import json, os, sys
-with open(os.environ["AWS_CALLS"], "a") as calls:
-    calls.write(json.dumps(sys.argv[1:]) + "\\n")
-replies = json.loads(os.environ["AWS_REPLIES"])
-reply = replies.get(" ".join(sys.argv[1:3]), "")
-if reply == "FAIL":
-    sys.exit(255)
-print(reply)
-"""
-
 
 def run_migration(
     tmp_path: Path, replies: dict[str, str], **overrides: str
 ) -> tuple[subprocess.CompletedProcess[str], list[list[str]]]:
-    bin_dir = tmp_path / "bin"
-    bin_dir.mkdir()
-    aws = bin_dir / "aws"
-    aws.write_text(FAKE_AWS, encoding="utf-8")
-    aws.chmod(aws.stat().st_mode | stat.S_IXUSR)
-    calls = tmp_path / "calls.jsonl"
     env = {
-        "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
-        "AWS_CALLS": str(calls),
-        "AWS_REPLIES": json.dumps(replies),
         "CLUSTER": "slipway-prod",
         "TASK_FAMILY": "slipway-prod-migrate",
         "NETWORK_CONFIGURATION": NETWORK,
         "EXPECTED_IMAGE": IMAGE,
         **overrides,
     }
-    result = subprocess.run(
-        ["bash", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=60
-    )
-    lines = calls.read_text().splitlines() if calls.exists() else []
-    return result, [json.loads(line) for line in lines]
+    return run_script(SCRIPT, tmp_path, replies, env)
 
 
 def replies(exit_code: str = "0", image: str = IMAGE) -> dict[str, str]:
@@ -78,10 +52,6 @@ def replies(exit_code: str = "0", image: str = IMAGE) -> dict[str, str]:
         "ecs wait": "",
         "ecs describe-tasks": f"{exit_code}\tEssential container in task exited",
     }
-
-
-def option(call: list[str], name: str) -> str:
-    return call[call.index(name) + 1]
 
 
 def test_a_successful_migration_runs_the_new_revision_in_the_stack_network(tmp_path: Path) -> None:

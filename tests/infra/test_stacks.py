@@ -256,7 +256,7 @@ def _statements(plan: Plan, name: str) -> list[dict[str, Any]]:
     return statements
 
 
-def test_flow_runs_may_touch_only_backups_their_key_and_two_secrets(prod: Plan) -> None:
+def test_flow_runs_may_touch_only_backups_reports_their_key_secrets_and_pages(prod: Plan) -> None:
     statements = _statements(prod, "flows-flow-runs")
     granted = {
         (action, resource)
@@ -265,27 +265,27 @@ def test_flow_runs_may_touch_only_backups_their_key_and_two_secrets(prod: Plan) 
         for resource in ([s["Resource"]] if isinstance(s["Resource"], str) else s["Resource"])
     }
     bucket = prod.outputs["backupBucket"]
+    reports = prod.outputs["reportsBucket"]
     key = one(prod, "aws:kms/key:Key").props["arn"]
     db_secret = one(prod, RDS).props["masterUserSecrets"][0]["secretArn"]
-    stripe = one(prod, "aws:secretsmanager/secret:Secret", "secrets-stripe-secret-key").props["arn"]
+    secret = "aws:secretsmanager/secret:Secret"
+    stripe = one(prod, secret, "secrets-stripe-secret-key").props["arn"]
+    git_token = one(prod, secret, "flows-tech-debt-git-token").props["arn"]
+    pages = one(prod, "aws:sns/topic:Topic", "observability-pages").props["arn"]
     assert all(s["Effect"] == "Allow" for s in statements)
-    assert {resource for _, resource in granted} == {
-        f"arn:aws:s3:::{bucket}",
-        f"arn:aws:s3:::{bucket}/*",
-        key,
-        db_secret,
-        stripe,
+    assert granted == {
+        ("s3:ListBucket", f"arn:aws:s3:::{bucket}"),
+        *{(a, f"arn:aws:s3:::{bucket}/*") for a in ("s3:GetObject", "s3:PutObject")},
+        ("s3:AbortMultipartUpload", f"arn:aws:s3:::{bucket}/*"),
+        ("s3:ListBucket", f"arn:aws:s3:::{reports}"),
+        # Reports: their prefix only, never the rest of the bucket.
+        *{(a, f"arn:aws:s3:::{reports}/reports/*") for a in ("s3:GetObject", "s3:PutObject")},
+        *{(a, key) for a in ("kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey")},
+        *{("secretsmanager:GetSecretValue", s) for s in (db_secret, stripe, git_token)},
+        ("sns:Publish", pages),
     }
-    assert {action for action, _ in granted} == {
-        "s3:ListBucket",
-        "s3:GetObject",
-        "s3:PutObject",
-        "s3:AbortMultipartUpload",
-        "kms:Decrypt",
-        "kms:Encrypt",
-        "kms:GenerateDataKey",
-        "secretsmanager:GetSecretValue",
-    }
+    (listing,) = [s for s in statements if s["Sid"] == "ReportsList"]
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["reports/*"]}}
 
 
 def test_prefect_ui_sits_behind_cognito_on_the_alb(staging: Plan) -> None:
