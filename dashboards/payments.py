@@ -1,10 +1,20 @@
-"""Payments: payments created, status transitions, Stripe webhook results and latency."""
+"""Payments: payments created, status transitions, Stripe webhook results and latency, and
+billing (subscriptions by status, MRR by currency, billing events by outcome)."""
 
 from __future__ import annotations
 
 from grafana_foundation_sdk.builders.dashboard import Dashboard
 
-from dashboards.panels import RATE, Query, Row, Step, build_dashboard, stat_panel, time_series
+from dashboards.panels import (
+    RATE,
+    Query,
+    Row,
+    Step,
+    build_dashboard,
+    stat_panel,
+    summed_rate,
+    time_series,
+)
 
 UID = "slipway-payments"
 REJECTED = 'result=~"failed|invalid_signature"'
@@ -139,10 +149,74 @@ def _webhook() -> Row:
     )
 
 
+def _billing() -> Row:
+    return Row(
+        "Billing",
+        [
+            stat_panel(
+                "Active subscriptions",
+                "Subscriptions whose status is `active` in the mirror the webhook keeps.",
+                Query('max(billing_subscriptions{status="active"})'),
+                unit="short",
+            ),
+            stat_panel(
+                "Past due",
+                "Renewals Stripe is retrying: entitled through the grace period "
+                "(BILLING_GRACE_PERIOD_DAYS), then not.",
+                Query('max(billing_subscriptions{status="past_due"})'),
+                unit="short",
+                steps=[Step(None, "green"), Step(1, "orange")],
+            ),
+            stat_panel(
+                "Billing events for unknown customers, 24 h",
+                "Subscription, invoice and Checkout events about a Stripe Customer that is not "
+                "one of ours (another integration on the account, or a deleted user).",
+                Query(
+                    'sum(increase(billing_webhook_events_total{outcome="unknown_customer"}[24h]))'
+                ),
+                unit="short",
+                steps=[Step(None, "green"), Step(1, "orange")],
+            ),
+            stat_panel(
+                "Failed billing events, 24 h",
+                "Billing events answered 5xx (Stripe retries them).",
+                Query('sum(increase(billing_webhook_events_total{outcome="failed"}[24h]))'),
+                unit="short",
+                steps=[Step(None, "green"), Step(1, "red")],
+            ),
+            time_series(
+                "Monthly recurring revenue by currency",
+                "Active and past-due subscriptions, price times quantity spread over the billing "
+                "period, in the currency's smallest unit (cents for usd). Every API instance "
+                "reads the same mirror, hence max.",
+                [Query("max by (currency) (billing_mrr)", "{{currency}}")],
+                unit="none",
+            ),
+            time_series(
+                "Subscriptions by status",
+                "The subscription mirror by Stripe status.",
+                [Query("max by (status) (billing_subscriptions)", "{{status}}")],
+                unit="short",
+                stacked=True,
+            ),
+            time_series(
+                "Billing events by outcome",
+                "`processed`, `duplicate`, `stale` (older than what the mirror holds: Stripe "
+                "does not order events), `unknown_customer`, `ignored` and `failed`.",
+                [Query(summed_rate("billing_webhook_events_total", by="outcome"), "{{outcome}}")],
+                unit="ops",
+                stacked=True,
+                width=24,
+            ),
+        ],
+    )
+
+
 def build() -> Dashboard:
     return build_dashboard(
         UID,
         "Slipway / Payments",
-        "Payments created, status transitions, and Stripe webhook results and latency.",
-        [_overview(), _payments(), _webhook()],
+        "Payments created, status transitions, Stripe webhook results and latency, and "
+        "billing: subscriptions, MRR and the subscription mirror's events.",
+        [_overview(), _payments(), _webhook(), _billing()],
     )

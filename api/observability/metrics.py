@@ -71,7 +71,11 @@ billing_webhook_events_total = Counter(
     ["type", "outcome"],
 )
 # billing_subscriptions{status} and billing_mrr{currency} are read from the subscription mirror
-# at scrape time (api.billing.metrics), like the ops_* series below.
+# at scrape time (api.billing.metrics), like the ops_* series below. The outcomes worth alerting
+# on start at 0 for the same reason as the auth results above.
+for _type in ("checkout.session.completed", "invoice.paid", "invoice.payment_failed"):
+    for _outcome in ("processed", "unknown_customer", "failed"):
+        billing_webhook_events_total.labels(type=_type, outcome=_outcome)
 
 # ops_flow_last_success_timestamp_seconds{flow} and ops_flow_runs_total{flow,result} are not
 # process metrics: flows record their runs in the database and /metrics derives these series

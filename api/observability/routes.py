@@ -18,6 +18,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.responses import Response
 
+from api.billing.metrics import BillingCollector, BillingSnapshot, load_billing_snapshot
 from api.db import Database
 from api.errors import ProblemError
 from api.observability.flow_metrics import FlowRunCollector, FlowRunSnapshot, load_snapshot
@@ -62,7 +63,19 @@ async def _flow_snapshot(database: Database) -> FlowRunSnapshot | None:
         return None
 
 
-def _scrape_registry(settings: Settings, snapshot: FlowRunSnapshot | None) -> CollectorRegistry:
+async def _billing_snapshot(database: Database) -> BillingSnapshot | None:
+    try:
+        async with asyncio.timeout(FLOW_SNAPSHOT_TIMEOUT_SECONDS):
+            async with database.sessions() as session:
+                return await load_billing_snapshot(session)
+    except (SQLAlchemyError, OSError, TimeoutError) as exc:
+        logger.warning("billing metrics unavailable: %s", type(exc).__name__)
+        return None
+
+
+def _scrape_registry(
+    settings: Settings, snapshot: FlowRunSnapshot | None, billing: BillingSnapshot | None
+) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     if settings.prometheus_multiproc_dir is not None:
         path = str(settings.prometheus_multiproc_dir)
@@ -70,6 +83,7 @@ def _scrape_registry(settings: Settings, snapshot: FlowRunSnapshot | None) -> Co
     else:
         registry.register(_ProcessRegistry())
     registry.register(FlowRunCollector(snapshot))
+    registry.register(BillingCollector(billing))
     return registry
 
 
@@ -78,5 +92,6 @@ async def metrics(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     _check_token(request, settings)
     snapshot = await _flow_snapshot(request.app.state.database)
-    body = generate_latest(_scrape_registry(settings, snapshot))
+    billing = await _billing_snapshot(request.app.state.database)
+    body = generate_latest(_scrape_registry(settings, snapshot, billing))
     return Response(body, media_type=CONTENT_TYPE_LATEST)

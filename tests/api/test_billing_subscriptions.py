@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, update
 
 from api.billing.models import Subscription
@@ -285,3 +286,30 @@ async def test_events_about_unknown_customers_are_acknowledged_and_counted(
     assert response.status_code == 200
     assert response.json()["result"] == "ignored"
     assert billing_metric("customer.subscription.updated", "unknown_customer") == before + 1
+
+
+def _sample(metrics_text: str, name: str, label: str, value: str) -> float:
+    for family in text_string_to_metric_families(metrics_text):
+        for sample in family.samples:
+            if sample.name == name and sample.labels.get(label) == value:
+                return float(sample.value)
+    raise AssertionError(f"no {name}{{{label}={value!r}}}")
+
+
+async def test_metrics_count_subscriptions_by_status_and_mrr_by_currency(
+    billing_client: httpx.AsyncClient, billing_stripe: BillingStripe
+) -> None:
+    await _active(billing_client, billing_stripe, "price_team_monthly")
+    _, yearly = await _active(billing_client, billing_stripe, "price_team_yearly")
+    await subscribe(billing_client, await user_headers(billing_client), "price_starter_monthly")
+    billing_stripe.fail_renewal(yearly)
+    await deliver_invoice_event(billing_client, billing_stripe, "invoice.payment_failed", yearly)
+
+    text = (await billing_client.get("/metrics")).text
+
+    assert _sample(text, "billing_subscriptions", "status", "active") == 1
+    assert _sample(text, "billing_subscriptions", "status", "past_due") == 1
+    assert _sample(text, "billing_subscriptions", "status", "incomplete") == 1
+    assert _sample(text, "billing_subscriptions", "status", "canceled") == 0
+    # 4900 a month, plus 49000 a year spread over 12 months; the incomplete one pays nothing.
+    assert _sample(text, "billing_mrr", "currency", "usd") == round(4900 + 49000 / 12, 2)

@@ -33,6 +33,9 @@ CONTRACT = {
     "ops_flow_last_success_timestamp_seconds": ("gauge", {"flow"}),
     "ops_flow_runs_total": ("counter", {"flow", "result"}),
     "email_messages_total": ("counter", {"template", "outcome"}),
+    "billing_subscriptions": ("gauge", {"status"}),
+    "billing_webhook_events_total": ("counter", {"type", "outcome"}),
+    "billing_mrr": ("gauge", {"currency"}),
 }
 
 
