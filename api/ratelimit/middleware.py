@@ -141,12 +141,12 @@ class RateLimitMiddleware:
     async def _identity(
         cls, bound: _Bound, policy: Policy, scope: Scope, receive: Receive
     ) -> tuple[str, Receive]:
-        if policy.key.kind != "ip+body":
+        if policy.key.kind not in ("ip+body", "body"):
             return cls._header_identity(bound, policy, scope), receive
         ip = bound.limiter.client_ip(scope)
         body, receive = await read_body(receive)
         field = await body_field(scope, body, policy.key.body_fields)
-        if kind == "body":
+        if policy.key.kind == "body":
             # Counted per account whatever the address: a victim's inbox is shared by every IP.
             return f"body:{field}", receive
         return f"{ip}|{field}", receive

@@ -280,7 +280,7 @@ def _check_companions(path: Path, policies: Mapping[str, Policy]) -> None:
                 raise PolicyFileError(f"{path}: {where}: {name!r} is not another policy")
             if companion.companions:
                 raise PolicyFileError(f"{path}: {where}: {name!r} has companions of its own")
-            if companion.key.kind == "ip+body":
+            if companion.key.kind in ("ip+body", "body"):
                 raise PolicyFileError(f"{path}: {where}: {name!r} must key on ip or user")
 
 
