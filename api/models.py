@@ -1,27 +1,17 @@
-"""The SQLModel metadata of every domain, for Alembic, the ERD and the tests.
+"""Every domain's tables on one metadata, for Alembic, the ERD and the tests.
 
-Each domain's tables module is imported here so that `metadata` is complete wherever it is
-used; a fixed naming convention keeps constraint names identical in models and migrations.
+This module sits above the domains (it imports each one's models); domains never import it —
+they declare their tables on api.metadata.
 """
 
 from __future__ import annotations
 
-from sqlmodel import SQLModel
+# Domain tables register themselves on import: one line per domain.
+import api.account.models
+import api.auth.models
+import api.billing.models
+import api.observability.models
+import api.payments.models  # noqa: F401
+from api.metadata import metadata
 
-SQLModel.metadata.naming_convention = {
-    "ix": "ix_%(column_0_label)s",
-    "uq": "uq_%(table_name)s_%(column_0_name)s",
-    "ck": "ck_%(table_name)s_%(constraint_name)s",
-    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
-    "pk": "pk_%(table_name)s",
-}
-
-# Domain tables register themselves on import: one line per domain (sorted, as ruff wants;
-# the order does not matter to the metadata).
-import api.account.models  # noqa: E402
-import api.auth.models  # noqa: E402
-import api.billing.models  # noqa: E402
-import api.observability.models  # noqa: E402
-import api.payments.models  # noqa: E402, F401
-
-metadata = SQLModel.metadata
+__all__ = ["metadata"]

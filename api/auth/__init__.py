@@ -1,7 +1,7 @@
 """Authentication: users, ES256 access tokens, refresh-token sessions, roles.
 
-The shared metadata (api.models) is imported before any auth module so that its naming
+The shared metadata (api.metadata) is imported before any auth module so that its naming
 convention is in force when the auth tables are declared, whichever module is imported first.
 """
 
-import api.models  # noqa: F401
+import api.metadata  # noqa: F401

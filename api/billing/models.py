@@ -13,7 +13,7 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-from api import models as _shared_metadata  # noqa: F401  (naming convention first)
+from api import metadata as _shared_metadata  # noqa: F401
 from api.billing.stripe_objects import INVOICE_STATUSES, SUBSCRIPTION_STATUSES
 from api.payments.models import STRIPE_ID_MAX_LENGTH, utc_now
 

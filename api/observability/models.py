@@ -15,9 +15,9 @@ from typing import Literal
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-# The naming convention lives on the shared metadata in api.models; importing it first means the
+# The naming convention lives on the shared metadata in api.metadata; importing it first means the
 # constraint names below follow it even when this module is the first one imported.
-from api import models as _shared_metadata  # noqa: F401
+from api import metadata as _shared_metadata  # noqa: F401
 
 FlowResult = Literal["success", "failure"]
 FLOW_RESULTS: tuple[FlowResult, ...] = ("success", "failure")

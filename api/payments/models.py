@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
 
-# The naming convention lives on the shared metadata in api.models; importing it first means
+# The naming convention lives on the shared metadata in api.metadata; importing it first means
 # the constraint names below follow it even when this module is the first one imported.
-from api import models as _shared_metadata  # noqa: F401
+from api import metadata as _shared_metadata  # noqa: F401
 from api.payments.state_machine import STATUSES
 
 PRICE_ID_MAX_LENGTH = 64
