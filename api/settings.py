@@ -16,6 +16,7 @@ from pydantic import Field, SecretStr, ValidationError, field_validator, model_v
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from api.email.smtp_url import SmtpUrlError, parse_smtp_url
+from api.redis_url import RedisAddress
 
 AppEnv = Literal["development", "test", "staging", "production"]
 EmailBackend = Literal["outbox", "smtp", "ses"]
@@ -130,8 +131,8 @@ class Settings(BaseSettings):
     @field_validator("redis_url")
     @classmethod
     def _redis_url(cls, value: str | None) -> str | None:
-        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
-            raise ValueError("REDIS_URL must start with redis:// or rediss://")
+        if value is not None:
+            RedisAddress.parse(value)  # its errors never quote the URL (the password)
         return value
 
     @field_validator("stripe_api_base")

@@ -33,7 +33,8 @@ import hiredis
 from api.observability.metrics import ratelimit_backend_errors_total
 from api.ratelimit.gcra import Decision, InProcessBackend
 from api.ratelimit.policies import Policy
-from api.ratelimit.resp import RedisAddress, RedisConnectionError, RespProtocol, open_connection
+from api.ratelimit.resp import RedisConnectionError, RespProtocol, open_connection
+from api.redis_url import RedisAddress
 
 logger = logging.getLogger("api.ratelimit")
 

@@ -18,48 +18,17 @@ import asyncio
 import ssl
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, cast
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import hiredis
 
+from api.redis_url import RedisAddress
+
 ReplyCallback = Callable[[Any], None]
-_DEFAULT_PORT = 6379
 
 
 class RedisConnectionError(ConnectionError):
     """The connection failed, closed, or refused the handshake."""
-
-
-@dataclass(frozen=True)
-class RedisAddress:
-    host: str | None
-    port: int
-    unix_path: str | None
-    username: str | None
-    password: str | None
-    db: int
-    tls: bool
-
-    @classmethod
-    def parse(cls, url: str) -> RedisAddress:
-        """redis://[user:password@]host[:port][/db], rediss://... (TLS), unix://path[?db=N]."""
-        parts = urlsplit(url)
-        if parts.scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("the Redis URL must start with redis://, rediss:// or unix://")
-        query = parse_qs(parts.query)
-        db_text = parts.path.lstrip("/") if parts.scheme != "unix" else ""
-        db_text = db_text or query.get("db", ["0"])[0]
-        return cls(
-            host=parts.hostname if parts.scheme != "unix" else None,
-            port=parts.port or _DEFAULT_PORT,
-            unix_path=parts.path if parts.scheme == "unix" else None,
-            username=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            db=int(db_text),
-            tls=parts.scheme == "rediss",
-        )
 
 
 class RespProtocol(asyncio.Protocol):

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from api.ratelimit.client_ip import ClientIpResolver
-from api.ratelimit.resp import RedisAddress
+from api.redis_url import RedisAddress
 
 TRUSTED = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("fd00::/8")]
 
@@ -101,6 +101,15 @@ def test_without_trusted_proxies_the_header_is_never_read() -> None:
         (
             "unix:///run/redis.sock?db=4",
             RedisAddress(None, 6379, "/run/redis.sock", None, None, 4, False),
+        ),
+        # Raw passwords with the characters urlsplit would cut at (issue 12, finding 8).
+        (
+            "rediss://:p#ss/w?rd@cache:6380/3",
+            RedisAddress("cache", 6380, None, None, "p#ss/w?rd", 3, True),
+        ),
+        (
+            "redis://app:a@b#c/d@cache.internal/2",
+            RedisAddress("cache.internal", 6379, None, "app", "a@b#c/d", 2, False),
         ),
     ],
 )

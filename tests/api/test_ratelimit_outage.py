@@ -22,6 +22,7 @@ from prometheus_client import REGISTRY
 from api.ratelimit.gcra import InProcessBackend
 from api.ratelimit.policies import load_policy_set
 from api.ratelimit.redis_backend import GCRA_SCRIPT_SHA, RedisBackend
+from api.settings import SettingsError, load_settings
 from tests.api.ratelimit_harness import LimitedApp, start_limited_app
 from tests.conftest import migrate
 from tests.live_server import free_port
@@ -33,9 +34,12 @@ COOLDOWN_SECONDS = 0.05
 class ThrowawayRedis:
     """A redis-server on a free port, no persistence, that the test may kill and restart."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, password: str | None = None) -> None:
         self.port = free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.password = password
+        # As an operator would paste it: the password raw, whatever characters it holds.
+        credentials = f":{password}@" if password else ""
+        self.url = f"redis://{credentials}127.0.0.1:{self.port}/0"
         self._directory = directory
         self._process: subprocess.Popen[bytes] | None = None
 
@@ -46,6 +50,8 @@ class ThrowawayRedis:
         command = [binary, "--port", str(self.port), "--bind", "127.0.0.1"]
         command += ["--save", "", "--appendonly", "no", "--dir", str(self._directory)]
         command += ["--enable-debug-command", "local"]  # DEBUG SLEEP stalls it on purpose
+        if self.password:
+            command += ["--requirepass", self.password]
         self._process = subprocess.Popen(
             command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
         )
@@ -66,7 +72,7 @@ class ThrowawayRedis:
             self._process = None
 
     def client(self) -> redis.Redis:
-        return redis.Redis(port=self.port, socket_timeout=5)
+        return redis.Redis(port=self.port, password=self.password, socket_timeout=5)
 
 
 @pytest.fixture
@@ -214,3 +220,45 @@ def test_redis_decisions_under_uvloop(throwaway_redis: ThrowawayRedis) -> None:
     assert _fallbacks() == before
     assert throwaway_redis.client().exists("uv:k") == 0
     assert redis.Redis(port=throwaway_redis.port, db=3).exists("uv:k") == 1
+
+
+PASSWORD_WITH_URL_DELIMITERS = "s3cr#t/pa?ss@wXrd9"
+
+
+async def test_a_password_with_url_delimiters_reaches_redis(
+    outage_database: str, tmp_path: Path
+) -> None:
+    """Issue 12, finding 8: `#`, `/`, `?` and `@` in a raw REDIS_URL password."""
+    server = ThrowawayRedis(tmp_path, password=PASSWORD_WITH_URL_DELIMITERS)
+    server.start()
+    try:
+        async with AsyncExitStack() as stack:
+            limited = await _start(stack, outage_database, server, budget=2.0)
+            fallbacks = _fallbacks()
+            async with limited.client("198.51.100.150") as client:
+                assert await _get_prices(client, 3) == [200] * 3
+            assert _fallbacks() == fallbacks  # decided on Redis, after AUTH
+            assert _stored_keys(server, limited)
+    finally:
+        server.kill()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        f"redis://:{PASSWORD_WITH_URL_DELIMITERS}@cache:notaport/0",
+        f"redis://:{PASSWORD_WITH_URL_DELIMITERS}@cache:6379/notadb",
+        f"redis://:{PASSWORD_WITH_URL_DELIMITERS}@",
+        f"http://:{PASSWORD_WITH_URL_DELIMITERS}@cache",
+    ],
+)
+def test_a_bad_redis_url_is_refused_without_echoing_it(
+    monkeypatch: pytest.MonkeyPatch, url: str
+) -> None:
+    monkeypatch.setenv("REDIS_URL", url)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "REDIS_URL" in message
+    for fragment in ("s3cr", "pa?ss", "wXrd9", "notaport", "notadb"):
+        assert fragment not in message
