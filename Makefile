@@ -26,8 +26,10 @@ sync-runtime: ensure-uv
 sync: ensure-uv
 	@$(UV) sync --frozen --all-groups
 
+# --no-proxy-headers: the app resolves client addresses itself (TRUSTED_PROXIES); uvicorn would
+# otherwise believe X-Forwarded-For from 127.0.0.1, so any local client could choose its address.
 run: sync-runtime migrate ## install, migrate the embedded SQLite DB and serve on :8000
-	$(UV) run --no-sync uvicorn api.main:app --host $(HOST) --port $(PORT)
+	$(UV) run --no-sync uvicorn api.main:app --host $(HOST) --port $(PORT) --no-proxy-headers
 
 migrate: sync-runtime ## apply Alembic migrations to DATABASE_URL
 	$(UV) run --no-sync alembic upgrade head

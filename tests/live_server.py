@@ -12,7 +12,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,17 +58,25 @@ def _wait_until_healthy(url: str, process: subprocess.Popen[bytes], log_path: Pa
 
 
 @contextmanager
-def serve_api(environment: Mapping[str, str], log_path: Path) -> Iterator[LiveServer]:
+def serve_api(
+    environment: Mapping[str, str],
+    log_path: Path,
+    uvicorn_arguments: Callable[[int], Sequence[str]] | None = None,
+) -> Iterator[LiveServer]:
     """Start the API with `environment` added to this process's and stop it afterwards.
 
     `--no-proxy-headers` as in the Dockerfile: the app resolves client addresses itself.
+    `uvicorn_arguments(port)` replaces the arguments after `uvicorn` (a command under test,
+    such as `make run`'s); it must serve on 127.0.0.1 at that port.
     """
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    command = [
-        sys.executable, "-m", "uvicorn", "api.main:app",
-        "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers",
-    ]  # fmt: skip
+    arguments = (
+        uvicorn_arguments(port)
+        if uvicorn_arguments is not None
+        else ["api.main:app", "--host", "127.0.0.1", "--port", str(port), "--no-proxy-headers"]
+    )
+    command = [sys.executable, "-m", "uvicorn", *arguments]
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             command, cwd=ROOT, env={**os.environ, **environment}, stdout=log, stderr=log
