@@ -21,14 +21,8 @@ from sqlmodel import col
 
 from api.billing.models import Subscription
 from api.billing.stripe_objects import SUBSCRIPTION_STATUSES
+from api.observability.metrics import BILLING_MRR, BILLING_SUBSCRIPTIONS
 
-SUBSCRIPTIONS = "billing_subscriptions"
-MRR = "billing_mrr"
-# name -> (Prometheus type, label names): what /metrics exports, for the catalogue.
-BILLING_FAMILIES: Final[dict[str, tuple[str, tuple[str, ...]]]] = {
-    SUBSCRIPTIONS: ("gauge", ("status",)),
-    MRR: ("gauge", ("currency",)),
-}
 REVENUE_STATUSES: Final[tuple[str, ...]] = ("active", "past_due")
 MONTHS_PER_INTERVAL: Final[dict[str, float]] = {
     "day": 12 / 365,
@@ -87,10 +81,12 @@ class BillingCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         subscriptions = GaugeMetricFamily(
-            SUBSCRIPTIONS, "Subscriptions in the mirror, by Stripe status.", labels=["status"]
+            BILLING_SUBSCRIPTIONS,
+            "Subscriptions in the mirror, by Stripe status.",
+            labels=["status"],
         )
         mrr = GaugeMetricFamily(
-            MRR,
+            BILLING_MRR,
             "Monthly recurring revenue of active and past-due subscriptions, in the "
             "currency's smallest unit.",
             labels=["currency"],
@@ -103,3 +99,11 @@ class BillingCollector(Collector):
                 mrr.add_metric([currency], round(amount, 2))
         yield subscriptions
         yield mrr
+
+
+async def collect_billing(session: AsyncSession) -> Collector:
+    return BillingCollector(await load_billing_snapshot(session))
+
+
+def billing_unavailable() -> Collector:
+    return BillingCollector(None)

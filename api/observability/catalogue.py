@@ -7,9 +7,8 @@ metric definitions rather than from a scrape.
 
 from __future__ import annotations
 
-from api.billing.metrics import BILLING_FAMILIES
 from api.observability.flow_metrics import FLOW_FAMILIES
-from api.observability.metrics import API_METRICS
+from api.observability.metrics import API_METRICS, DERIVED_FAMILIES
 
 # The series each metric type exposes in the text format, and the labels they add.
 _SERIES_BY_TYPE: dict[str, tuple[tuple[str, tuple[str, ...]], ...]] = {
@@ -32,7 +31,7 @@ def exported_series() -> dict[str, frozenset[str]]:
         # prometheus_client keeps the definition in private attributes; the counter's `_name`
         # has its `_total` suffix removed, like the family name in the text format.
         catalogue.update(_series(metric._name, metric._type, tuple(metric._labelnames)))
-    for name, (metric_type, labels) in {**FLOW_FAMILIES, **BILLING_FAMILIES}.items():
+    for name, (metric_type, labels) in {**FLOW_FAMILIES, **DERIVED_FAMILIES}.items():
         # Derived from the database, without creation timestamps.
         series = _series(name, metric_type, labels)
         catalogue.update({key: labels for key, labels in series.items() if "_created" not in key})

@@ -71,8 +71,15 @@ billing_webhook_events_total = Counter(
     ["type", "outcome"],
 )
 # billing_subscriptions{status} and billing_mrr{currency} are read from the subscription mirror
-# at scrape time (api.billing.metrics), like the ops_* series below. The outcomes worth alerting
-# on start at 0 for the same reason as the auth results above.
+# at scrape time (api.billing.metrics registers them with add_scrape_source), like the ops_*
+# series below. name -> (Prometheus type, label names), for the catalogue.
+BILLING_SUBSCRIPTIONS = "billing_subscriptions"
+BILLING_MRR = "billing_mrr"
+DERIVED_FAMILIES: dict[str, tuple[str, tuple[str, ...]]] = {
+    BILLING_SUBSCRIPTIONS: ("gauge", ("status",)),
+    BILLING_MRR: ("gauge", ("currency",)),
+}
+# The billing outcomes worth alerting on start at 0, for the same reason as the auth results.
 for _type in ("checkout.session.completed", "invoice.paid", "invoice.payment_failed"):
     for _outcome in ("processed", "unknown_customer", "failed"):
         billing_webhook_events_total.labels(type=_type, outcome=_outcome)

@@ -1,7 +1,8 @@
 """GET /metrics in Prometheus text format, behind METRICS_TOKEN when it is set.
 
 One scrape carries both the process metrics (or, with several workers, those of all workers)
-and the ops_* series read from the database at that moment.
+and the series read from the database at that moment (ops_*, and those domains register with
+`add_scrape_source`, such as billing's).
 """
 
 from __future__ import annotations
@@ -9,16 +10,17 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, FastAPI, Request
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.multiprocess import MultiProcessCollector
+from prometheus_client.registry import Collector
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
-from api.billing.metrics import BillingCollector, BillingSnapshot, load_billing_snapshot
 from api.db import Database
 from api.errors import ProblemError
 from api.observability.flow_metrics import FlowRunCollector, FlowRunSnapshot, load_snapshot
@@ -63,18 +65,28 @@ async def _flow_snapshot(database: Database) -> FlowRunSnapshot | None:
         return None
 
 
-async def _billing_snapshot(database: Database) -> BillingSnapshot | None:
+# A domain that derives series from its tables at scrape time (billing) registers a source: it
+# reads what it needs and returns a collector, or a collector without samples on failure.
+ScrapeSource = Callable[[AsyncSession], Awaitable[Collector]]
+EmptySource = Callable[[], Collector]
+
+
+def add_scrape_source(app: FastAPI, source: ScrapeSource, empty: EmptySource) -> None:
+    app.state.scrape_sources = [*getattr(app.state, "scrape_sources", []), (source, empty)]
+
+
+async def _scraped(database: Database, source: ScrapeSource, empty: EmptySource) -> Collector:
     try:
         async with asyncio.timeout(FLOW_SNAPSHOT_TIMEOUT_SECONDS):
             async with database.sessions() as session:
-                return await load_billing_snapshot(session)
+                return await source(session)
     except (SQLAlchemyError, OSError, TimeoutError) as exc:
-        logger.warning("billing metrics unavailable: %s", type(exc).__name__)
-        return None
+        logger.warning("derived metrics unavailable: %s", type(exc).__name__)
+        return empty()
 
 
 def _scrape_registry(
-    settings: Settings, snapshot: FlowRunSnapshot | None, billing: BillingSnapshot | None
+    settings: Settings, snapshot: FlowRunSnapshot | None, derived: list[Collector]
 ) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=False)
     if settings.prometheus_multiproc_dir is not None:
@@ -83,7 +95,8 @@ def _scrape_registry(
     else:
         registry.register(_ProcessRegistry())
     registry.register(FlowRunCollector(snapshot))
-    registry.register(BillingCollector(billing))
+    for collector in derived:
+        registry.register(collector)
     return registry
 
 
@@ -92,6 +105,10 @@ async def metrics(request: Request) -> Response:
     settings: Settings = request.app.state.settings
     _check_token(request, settings)
     snapshot = await _flow_snapshot(request.app.state.database)
-    billing = await _billing_snapshot(request.app.state.database)
-    body = generate_latest(_scrape_registry(settings, snapshot, billing))
+    database = request.app.state.database
+    derived = [
+        await _scraped(database, source, empty)
+        for source, empty in getattr(request.app.state, "scrape_sources", [])
+    ]
+    body = generate_latest(_scrape_registry(settings, snapshot, derived))
     return Response(body, media_type=CONTENT_TYPE_LATEST)
