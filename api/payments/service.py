@@ -102,6 +102,17 @@ class _Wait:
     pass
 
 
+async def _existing_key(
+    session: AsyncSession, user_id: uuid.UUID, key: str
+) -> IdempotencyKey | None:
+    record: IdempotencyKey | None = await session.scalar(
+        select(IdempotencyKey).where(
+            col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key
+        )
+    )
+    return record
+
+
 async def _claim(
     sessions: async_sessionmaker[AsyncSession],
     *,
@@ -112,35 +123,38 @@ async def _claim(
     amount: int,
     currency: str,
 ) -> _Lead | _Replay | _Wait:
+    """Lead, replay or wait. A key already on record is only read: a request waiting for
+    another to finish polls with SELECTs, never with inserts that roll back (dead rows)."""
     now = utc_now()
     async with sessions() as session:
-        payment = Payment(
-            user_id=user_id,
-            price_id=body.price_id,
-            quantity=body.quantity,
-            amount=amount,
-            currency=currency,
-            status=INITIAL_STATUS,
-        )
-        record = IdempotencyKey(
-            user_id=user_id, key=key, request_hash=fingerprint, payment_id=payment.id, locked_at=now
-        )
-        try:
-            session.add(payment)
-            await session.flush()  # the key row references the payment
-            session.add(record)
-            await session.commit()
-            return _Lead(key_id=record.id, payment_id=payment.id)
-        except IntegrityError:
-            await session.rollback()  # someone else holds this key: look at what they stored
-
-        existing = await session.scalar(
-            select(IdempotencyKey).where(
-                col(IdempotencyKey.user_id) == user_id, col(IdempotencyKey.key) == key
-            )
-        )
+        existing = await _existing_key(session, user_id, key)
         if existing is None:
-            return _Wait()
+            payment = Payment(
+                user_id=user_id,
+                price_id=body.price_id,
+                quantity=body.quantity,
+                amount=amount,
+                currency=currency,
+                status=INITIAL_STATUS,
+            )
+            record = IdempotencyKey(
+                user_id=user_id,
+                key=key,
+                request_hash=fingerprint,
+                payment_id=payment.id,
+                locked_at=now,
+            )
+            try:
+                session.add(payment)
+                await session.flush()  # the key row references the payment
+                session.add(record)
+                await session.commit()
+                return _Lead(key_id=record.id, payment_id=payment.id)
+            except IntegrityError:
+                await session.rollback()  # a concurrent request claimed the key first
+            existing = await _existing_key(session, user_id, key)
+            if existing is None:
+                return _Wait()
         if existing.request_hash != fingerprint:
             raise ProblemError(
                 422,

@@ -7,6 +7,7 @@ with `pytest_plugins`); this module holds no fixtures, so importing it never imp
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import json
 import time
@@ -70,12 +71,15 @@ class ReplayingStripe:
 
     url: str = ""
     lose_answers: int = 0
+    # Seconds each create takes to answer: a request holding its Idempotency-Key meanwhile.
+    delay_seconds: float = 0.0
     intents: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str | None] = field(default_factory=list)
     _replays: dict[str, tuple[dict[str, str], dict[str, Any]]] = field(default_factory=dict)
 
     def reset(self) -> None:
         self.lose_answers = 0
+        self.delay_seconds = 0.0
         self.intents.clear()
         self.requests.clear()
         self._replays.clear()
@@ -84,6 +88,8 @@ class ReplayingStripe:
         key = request.headers.get("idempotency-key")
         params = {name: str(value) for name, value in (await request.form()).items()}
         self.requests.append(key)
+        if self.delay_seconds:
+            await asyncio.sleep(self.delay_seconds)
         if key is not None and key in self._replays:
             first_params, intent = self._replays[key]
             if first_params != params:

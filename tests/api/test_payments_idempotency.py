@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 
 import httpx
+import psycopg
 import pytest
 import pytest_asyncio
 import stripe
 from fastapi import FastAPI
+from sqlalchemy.engine import make_url
 
 from tests.api.payments_support import (
     ReplayingStripe,
@@ -103,3 +105,47 @@ async def test_without_a_stripe_key_payments_are_not_configured(
     prices = await client.get("/v1/prices")
     assert prices.status_code == 200
     assert prices.json()
+
+
+async def test_a_request_waiting_for_its_key_writes_nothing(
+    app_harness: AppHarness, postgres_url: str, replaying_stripe: ReplayingStripe
+) -> None:
+    """Issue 12, finding 8: the waiter re-inserted and rolled back every 50 ms (a payment left
+    hundreds of dead rows). Insert attempts are counted by a trigger drawing on a sequence,
+    which a rollback does not undo."""
+    app = await app_harness.start(payments_settings(postgres_url, replaying_stripe.url))
+    replaying_stripe.reset()
+    with psycopg.connect(_libpq(postgres_url), autocommit=True) as connection:
+        connection.execute("CREATE SEQUENCE payment_insert_attempts")
+        connection.execute(
+            "CREATE FUNCTION count_payment_insert() RETURNS trigger LANGUAGE plpgsql AS $$ "
+            "BEGIN PERFORM nextval('payment_insert_attempts'); RETURN NEW; END $$"
+        )
+        connection.execute(
+            "CREATE TRIGGER count_payment_insert BEFORE INSERT ON payments "
+            "FOR EACH ROW EXECUTE FUNCTION count_payment_insert()"
+        )
+        try:
+            async with AppHarness.client(app) as client:
+                headers = {**(await user_headers(client)), "Idempotency-Key": "slow-order"}
+                replaying_stripe.delay_seconds = 1.0  # the first request holds the key
+                first = asyncio.create_task(client.post("/v1/payments", json=BODY, headers=headers))
+                while not replaying_stripe.requests:  # noqa: ASYNC110 - set by the emulator thread
+                    await asyncio.sleep(0.01)
+                waiting = await client.post("/v1/payments", json=BODY, headers=headers)
+                assert (await first).status_code == 201
+            assert waiting.status_code == 201
+            assert waiting.headers.get("idempotent-replayed") == "true"
+            attempts = connection.execute(
+                "SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM payment_insert_attempts"
+            ).fetchone()
+            assert attempts == (1,)
+        finally:
+            connection.execute("DROP TRIGGER count_payment_insert ON payments")
+            connection.execute("DROP FUNCTION count_payment_insert()")
+            connection.execute("DROP SEQUENCE payment_insert_attempts")
+            delete_all_rows(postgres_url)
+
+
+def _libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
