@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd dashboards flows infra-plan hooks bench actionlint-deps alerts-rehearse
+	erd dashboards flows infra-plan infra-cost hooks bench actionlint-deps alerts-rehearse
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -114,11 +114,14 @@ flows: sync migrate ## Prefect server + UI on :4200 serving the four scheduled o
 	echo "Prefect UI: http://127.0.0.1:$(PREFECT_PORT)"; \
 	$(UV) run --no-sync python -m flows serve
 
-infra-plan: sync ## offline table of the resources STACK (staging|prod) would create, under Pulumi mocks
+infra-plan: sync ## offline table of the resources STACK (dev|staging|prod) would create, under Pulumi mocks
 	$(UV) run --no-sync python -m infra_pulumi.plan --stack $(STACK)
 
 alerts-rehearse: sync system-deps ## real Prometheus + Alertmanager deliver a page (Slack/Chatbot) and a ticket (e-mail); last line JSON
 	$(UV) run --no-sync python -m infra_pulumi.rehearsal.alerts
+
+infra-cost: sync ## offline idle monthly cost of STACK (dev|staging|prod) per resource, from infra_pulumi/prices.toml
+	$(UV) run --no-sync python -m infra_pulumi.cost --stack $(STACK)
 
 bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
 	$(UV) run --no-sync python -m benchmarks

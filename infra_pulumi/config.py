@@ -20,7 +20,10 @@ from pulumi.runtime import config as runtime_config
 NAMESPACE = "slipway"
 PROD_STACKS = frozenset({"prod", "production"})
 API_RUNTIMES = ("ecs", "lambda")
-NAT_MODES = ("single", "perAz")
+# none: no NAT gateway (dev stacks: private subnets reach AWS through VPC endpoints only).
+NAT_MODES = ("none", "single", "perAz")
+# On-demand development stacks: `dev` (the template, Pulumi.dev.yaml) and `dev-<name>` copies.
+DEV_STACK = "dev"
 
 # Secrets the operator sets with `pulumi config set --secret slipway:<key>`; they flow into
 # Secrets Manager and never into stack outputs.
@@ -31,6 +34,9 @@ SECRET_KEYS = (
     "metricsToken",
     "redisAuthToken",
 )
+
+# A dev stack has no cache: its API limits rates in process.
+DEV_UNUSED_SECRETS = ("redisAuthToken",)
 
 # Fargate task sizes: CPU units -> the memory sizes (MiB) Fargate accepts with them
 # (https://docs.aws.amazon.com/AmazonECS/latest/developerguide/fargate-tasks-services.html).
@@ -56,6 +62,7 @@ _DOMAIN = re.compile(r"^(?=.{1,200}$)([a-z0-9-]+\.)+[a-z]{2,}$")
 _GROUP_ID = re.compile(
     r"^([0-9a-f]{10}-|)[A-Fa-f0-9]{8}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{4}-[A-Fa-f0-9]{12}$"
 )
+_SLACK_ID = re.compile(r"^[A-Z0-9]{2,20}$")
 _CIDR16 = re.compile(r"^10\.(\d{1,3})\.0\.0/16$")
 
 
@@ -86,10 +93,15 @@ class StackDefaults:
     log_retention_days: int
     waf_enabled: bool
     github_environment: str
+    prefect_server_cpu: int
+    prefect_server_memory_mb: int
+    worker_cpu: int
+    worker_memory_mb: int
 
 
+# Staging rehearses prod: the same topology (ECS behind the ALB, ADOT, the same alerts), smaller.
 STAGING_DEFAULTS = StackDefaults(
-    api_runtime="lambda",
+    api_runtime="ecs",
     az_count=2,
     nat_mode="single",
     vpc_cidr="10.20.0.0/16",
@@ -101,13 +113,45 @@ STAGING_DEFAULTS = StackDefaults(
     cache_node_type="cache.t4g.micro",
     cache_replicas=0,
     api_cpu=256,
-    api_memory_mb=512,
+    api_memory_mb=1024,  # the API and its ADOT sidecar
     api_min_tasks=1,
     api_max_tasks=2,
     lambda_memory_mb=1024,
     log_retention_days=14,
     waf_enabled=False,
     github_environment="staging",
+    prefect_server_cpu=256,
+    prefect_server_memory_mb=1024,
+    worker_cpu=512,
+    worker_memory_mb=1024,
+)
+
+# A developer's own stack: the API as a Lambda function (scale to zero), one small database,
+# no NAT gateway, no cache, no Prefect, no bastion, no alerting (nothing pages for a dev stack).
+DEV_DEFAULTS = StackDefaults(
+    api_runtime="lambda",
+    az_count=2,  # RDS wants a subnet group in two zones, even for one instance
+    nat_mode="none",
+    vpc_cidr="10.40.0.0/16",
+    db_instance_class="db.t4g.micro",
+    db_allocated_storage_gb=20,
+    db_backup_retention_days=7,
+    db_multi_az=False,
+    db_deletion_protection=False,
+    cache_node_type="cache.t4g.micro",
+    cache_replicas=0,
+    api_cpu=256,
+    api_memory_mb=512,
+    api_min_tasks=1,
+    api_max_tasks=1,
+    lambda_memory_mb=1024,
+    log_retention_days=7,
+    waf_enabled=False,
+    github_environment="development",
+    prefect_server_cpu=256,
+    prefect_server_memory_mb=1024,
+    worker_cpu=512,
+    worker_memory_mb=1024,
 )
 
 PROD_DEFAULTS = StackDefaults(
@@ -115,12 +159,14 @@ PROD_DEFAULTS = StackDefaults(
     az_count=3,
     nat_mode="perAz",
     vpc_cidr="10.30.0.0/16",
-    db_instance_class="db.m7g.large",
+    # Burstable: an idle-to-moderate API; raise it with slipway:dbInstanceClass when CPU credits
+    # run low (the cost goal of CONTRACT §7 assumes this size).
+    db_instance_class="db.t4g.medium",
     db_allocated_storage_gb=100,
     db_backup_retention_days=30,
     db_multi_az=True,
     db_deletion_protection=True,
-    cache_node_type="cache.m7g.large",
+    cache_node_type="cache.t4g.small",  # rate-limit counters and idempotency keys: small
     cache_replicas=1,
     api_cpu=512,
     api_memory_mb=1024,
@@ -130,11 +176,21 @@ PROD_DEFAULTS = StackDefaults(
     log_retention_days=90,
     waf_enabled=True,
     github_environment="production",
+    prefect_server_cpu=512,
+    prefect_server_memory_mb=1024,
+    worker_cpu=1024,
+    worker_memory_mb=2048,
 )
 
 
+def is_dev_stack(stack: str) -> bool:
+    return stack == DEV_STACK or stack.startswith(f"{DEV_STACK}-")
+
+
 def defaults_for(stack: str) -> StackDefaults:
-    return PROD_DEFAULTS if stack in PROD_STACKS else STAGING_DEFAULTS
+    if stack in PROD_STACKS:
+        return PROD_DEFAULTS
+    return DEV_DEFAULTS if is_dev_stack(stack) else STAGING_DEFAULTS
 
 
 @dataclass(frozen=True)
@@ -142,6 +198,7 @@ class StackConfig:
     stack: str
     region: str
     is_prod: bool
+    is_dev: bool
     api_runtime: Literal["ecs", "lambda"]
     availability_zones: tuple[str, ...]
     nat_mode: str
@@ -174,11 +231,25 @@ class StackConfig:
     github_oidc_provider_arn: str | None
     grafana_admin_group_ids: tuple[str, ...]
     grafana_viewer_group_ids: tuple[str, ...]
+    prefect_server_cpu: int
+    prefect_server_memory_mb: int
+    worker_cpu: int
+    worker_memory_mb: int
     secrets: Mapping[str, pulumi.Output[str]]
 
     @property
     def name_prefix(self) -> str:
         return f"slipway-{self.stack}"
+
+    @property
+    def shared_services(self) -> bool:
+        """Staging and prod run Prefect, the cache, the bastion, alerting and CI roles; a dev
+        stack runs the API and its database only."""
+        return not self.is_dev
+
+    @property
+    def has_nat(self) -> bool:
+        return self.nat_mode != "none"
 
     @property
     def nat_per_az(self) -> bool:
@@ -303,6 +374,12 @@ def load_stack_config(
     defaults = defaults_for(stack)
     read = _Reader(get)
     is_prod = stack in PROD_STACKS
+    is_dev = is_dev_stack(stack)
+
+    def shared_setting(name: str, hint: str, regex: re.Pattern[str], what: str) -> str:
+        # A dev stack has no alerting, CI roles or Grafana: these settings are optional there.
+        value = read.raw(name) if is_dev else read.required(name, hint)
+        return "" if value is None else read.pattern(name, value, regex, what)
 
     az_count = read.integer("azCount", defaults.az_count, 2, 6)
     zones = read.string_list(
@@ -323,15 +400,12 @@ def load_stack_config(
         _DOMAIN,
         "a lower-case DNS name",
     )
-    alert_email = read.pattern(
-        "alertEmail",
-        read.required("alertEmail", "where ticket-severity alerts are emailed"),
-        _EMAIL,
-        "an email address",
+    alert_email = shared_setting(
+        "alertEmail", "where ticket-severity alerts are emailed", _EMAIL, "an email address"
     )
-    repository = read.pattern(
+    repository = shared_setting(
         "githubRepository",
-        read.required("githubRepository", "the GitHub repository that deploys (owner/name)"),
+        "the GitHub repository that deploys (owner/name)",
         _REPOSITORY,
         "owner/name",
     )
@@ -351,6 +425,8 @@ def load_stack_config(
     secrets: dict[str, pulumi.Output[str]] = {}
     for name in SECRET_KEYS:
         value = get_secret(name)
+        if value is None and is_dev and name in DEV_UNUSED_SECRETS:
+            continue
         if value is None:
             raise ConfigError(
                 f"{read.key(name)} is required: set it with "
@@ -362,6 +438,7 @@ def load_stack_config(
         stack=stack,
         region=region,
         is_prod=is_prod,
+        is_dev=is_dev,
         api_runtime="ecs" if runtime == "ecs" else "lambda",
         availability_zones=tuple(zones),
         nat_mode=read.choice("natGateways", defaults.nat_mode, NAT_MODES),
@@ -395,13 +472,21 @@ def load_stack_config(
         github_repository=repository,
         github_environment=read.string("githubEnvironment", defaults.github_environment),
         alert_email=alert_email,
-        slack_team_id=read.required("slackTeamId", "the Slack workspace id (AWS Chatbot)"),
-        slack_channel_id=read.required("slackChannelId", "the Slack channel id for pages"),
+        slack_team_id=shared_setting(
+            "slackTeamId", "the Slack workspace id (AWS Chatbot)", _SLACK_ID, "a Slack id"
+        ),
+        slack_channel_id=shared_setting(
+            "slackChannelId", "the Slack channel id for pages", _SLACK_ID, "a Slack id"
+        ),
         # The GitHub OIDC provider is account-wide: when both stacks share an account, the
         # second one reuses the first one's provider instead of creating a duplicate.
         github_oidc_provider_arn=read.raw("githubOidcProviderArn"),
-        grafana_admin_group_ids=read.group_ids("grafanaAdminGroupIds", required=True),
+        grafana_admin_group_ids=read.group_ids("grafanaAdminGroupIds", required=not is_dev),
         grafana_viewer_group_ids=read.group_ids("grafanaViewerGroupIds", required=False),
+        prefect_server_cpu=defaults.prefect_server_cpu,
+        prefect_server_memory_mb=defaults.prefect_server_memory_mb,
+        worker_cpu=defaults.worker_cpu,
+        worker_memory_mb=defaults.worker_memory_mb,
         secrets=secrets,
     )
     known = read.seen | set(SECRET_KEYS)

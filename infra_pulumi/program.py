@@ -15,6 +15,7 @@ from infra_pulumi.components.compute import Compute, ComputeInputs
 from infra_pulumi.components.database import DATABASE_NAME, Database
 from infra_pulumi.components.flows_worker import FlowsInputs, FlowsWorker
 from infra_pulumi.components.grafana import GrafanaContent
+from infra_pulumi.components.logs import LogGroups
 from infra_pulumi.components.network import Network
 from infra_pulumi.components.observability import Observability
 from infra_pulumi.components.secrets import Secrets
@@ -41,9 +42,23 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         rotation_subnet_ids=network.private_subnet_ids,
         rotation_security_group_id=groups.worker.id,
     )
-    cache = Cache("cache", config, network.isolated_subnet_ids, groups.cache.id, key_arn)
-    redis_url = secrets.add("redis-url", cache.redis_url)
-    observability = Observability("observability", config, account_id)
+    logs = LogGroups("observability", config).groups
+    if groups.endpoints is not None:
+        network.private_endpoints(config, groups.endpoints.id)
+    secret_arns: dict[str, pulumi.Input[str]] = {
+        "JWT_PRIVATE_KEYS": secrets.secrets["jwt-private-keys"].arn,
+        "STRIPE_SECRET_KEY": secrets.secrets["stripe-secret-key"].arn,
+        "STRIPE_WEBHOOK_SECRETS": secrets.secrets["stripe-webhook-secrets"].arn,
+        "METRICS_TOKEN": secrets.secrets["metrics-token"].arn,
+        "ORIGIN_VERIFY_SECRET": secrets.secrets["origin-verify"].arn,
+    }
+    observability: Observability | None = None
+    if config.shared_services:
+        # Dev stacks limit rates in process and have no metrics pipeline, so nothing pages
+        # for them and no alert waits forever on a metric they cannot produce.
+        cache = Cache("cache", config, network.isolated_subnet_ids, groups.cache.id, key_arn)
+        secret_arns["REDIS_URL"] = secrets.add("redis-url", cache.redis_url).arn
+        observability = Observability("observability", config, account_id)
 
     compute = Compute(
         "compute",
@@ -53,24 +68,22 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
             public_subnet_ids=network.public_subnet_ids,
             private_subnet_ids=network.private_subnet_ids,
             app_security_group_id=groups.app.id,
-            entry_security_group_id=groups.api_entry.id,
+            entry_security_group_ids=[
+                groups.api_entry.id,
+                # The Prefect UI (Cognito sign-in) shares the load balancer.
+                *([groups.public_entry.id] if config.shared_services else []),
+            ],
             kms_key_arn=key_arn,
-            secret_arns={
-                "JWT_PRIVATE_KEYS": secrets.secrets["jwt-private-keys"].arn,
-                "STRIPE_SECRET_KEY": secrets.secrets["stripe-secret-key"].arn,
-                "STRIPE_WEBHOOK_SECRETS": secrets.secrets["stripe-webhook-secrets"].arn,
-                "METRICS_TOKEN": secrets.secrets["metrics-token"].arn,
-                "REDIS_URL": redis_url.arn,
-                "ORIGIN_VERIFY_SECRET": secrets.secrets["origin-verify"].arn,
-            },
+            secret_arns=secret_arns,
             database_secret_arn=database.master_secret_arn,
             app_database_secret_arn=database.app_secret.arn,
             database_host=database.instance.address,
             database_name=DATABASE_NAME,
-            log_group_name=observability.log_groups["api"].name,
-            adot_log_group_name=observability.log_groups["adot"].name,
-            remote_write_url=observability.remote_write_url,
-            workspace_arn=observability.workspace.arn,
+            log_group_name=logs["api"].name,
+            adot_log_group_name=logs["adot"].name,
+            remote_write_url=observability.remote_write_url if observability else None,
+            workspace_arn=observability.workspace.arn if observability else None,
+            origin_verify=secrets.origin_verify,
         ),
     )
     cdn = Cdn(
@@ -83,6 +96,19 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
     )
     compute.allow_cloudfront(cdn.distribution.arn)
     storage.grant_cloudfront_read(cdn.distribution.arn)
+    outputs: dict[str, pulumi.Input[str]] = {
+        "apiUrl": compute.api_url,
+        "apiRuntime": config.api_runtime,
+        "cloudfrontDomain": cdn.distribution.domain_name,
+        "ecrRepositoryUrl": compute.repository.repository_url,
+        "clusterName": compute.cluster.name,
+        "migrationTaskFamily": compute.migration_task_family,
+        "runTaskNetwork": compute.run_task_network,
+        "backupBucket": storage.backup_bucket.bucket,
+    }
+    if observability is None or compute.balancer is None or compute.listener is None:
+        return outputs  # a dev stack: the API and its database
+
     bastion = Bastion("bastion", config, network.private_subnet_ids[0], groups.bastion.id, key_arn)
     ci = CiIdentity("ci", config)
     flows = FlowsWorker(
@@ -90,10 +116,10 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         config,
         FlowsInputs(
             vpc_id=network.vpc.id,
-            public_subnet_ids=network.public_subnet_ids,
+            balancer=compute.balancer,
+            listener=compute.listener,
             private_subnet_ids=network.private_subnet_ids,
             worker_security_group_id=groups.worker.id,
-            entry_security_group_id=groups.public_entry.id,
             cluster_arn=compute.cluster.arn,
             cluster_name=compute.cluster.name,
             kms_key_arn=key_arn,
@@ -103,8 +129,8 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
             database_secret_arn=database.master_secret_arn,
             database_host=database.instance.address,
             stripe_secret_arn=secrets.secrets["stripe-secret-key"].arn,
-            server_log_group=observability.log_groups["prefect-server"].name,
-            worker_log_group=observability.log_groups["prefect-worker"].name,
+            server_log_group=logs["prefect-server"].name,
+            worker_log_group=logs["prefect-worker"].name,
         ),
     )
     GrafanaContent(
@@ -115,13 +141,7 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         now,
     )
     return {
-        "apiUrl": compute.api_url,
-        "apiRuntime": config.api_runtime,
-        "cloudfrontDomain": cdn.distribution.domain_name,
-        "ecrRepositoryUrl": compute.repository.repository_url,
-        "clusterName": compute.cluster.name,
-        "migrationTaskFamily": compute.migration_task_family,
-        "runTaskNetwork": compute.run_task_network,
+        **outputs,
         "flowsEcrRepositoryUrl": flows.repository.repository_url,
         "grafanaUrl": observability.grafana_url,
         "prefectUiUrl": flows.prefect_ui_url,

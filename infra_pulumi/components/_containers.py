@@ -75,16 +75,20 @@ def log_configuration(group: str, region: str, prefix: str) -> dict[str, Any]:
 
 
 def run_task_network(
-    subnet_ids: Sequence[pulumi.Input[str]], security_group_id: pulumi.Input[str]
+    subnet_ids: Sequence[pulumi.Input[str]],
+    security_group_id: pulumi.Input[str],
+    *,
+    public_ip: bool = False,
 ) -> pulumi.Output[str]:
-    """`aws ecs run-task --network-configuration` JSON for one-off tasks: private, no public IP."""
+    """`aws ecs run-task --network-configuration` JSON for one-off tasks: private, no public IP
+    unless the subnets have no NAT route (`public_ip`)."""
     return pulumi.Output.all(list(subnet_ids), security_group_id).apply(
         lambda values: json.dumps(
             {
                 "awsvpcConfiguration": {
                     "subnets": values[0],
                     "securityGroups": [values[1]],
-                    "assignPublicIp": "DISABLED",
+                    "assignPublicIp": "ENABLED" if public_ip else "DISABLED",
                 }
             }
         )

@@ -22,6 +22,7 @@ from infra_pulumi.components._shared import (
     tags,
 )
 from infra_pulumi.components.api_containers import API_PORT, api_definitions
+from infra_pulumi.components.cdn import ORIGIN_VERIFY_HEADER
 from infra_pulumi.config import StackConfig
 
 
@@ -31,7 +32,8 @@ class ComputeInputs:
     public_subnet_ids: Sequence[pulumi.Input[str]]
     private_subnet_ids: Sequence[pulumi.Input[str]]
     app_security_group_id: pulumi.Input[str]
-    entry_security_group_id: pulumi.Input[str]
+    # the load balancer's groups: CloudFront's entry, plus the Prefect UI's when it shares it
+    entry_security_group_ids: Sequence[pulumi.Input[str]]
     kms_key_arn: pulumi.Input[str]
     # env name -> Secrets Manager ARN
     secret_arns: Mapping[str, pulumi.Input[str]]
@@ -43,8 +45,10 @@ class ComputeInputs:
     database_name: str
     log_group_name: pulumi.Input[str]
     adot_log_group_name: pulumi.Input[str]
-    remote_write_url: pulumi.Input[str]
-    workspace_arn: pulumi.Input[str]
+    # Amazon Managed Prometheus; None on stacks without metrics (dev)
+    remote_write_url: pulumi.Input[str] | None
+    workspace_arn: pulumi.Input[str] | None
+    origin_verify: pulumi.Input[str]
 
 
 class Compute(pulumi.ComponentResource):
@@ -115,6 +119,11 @@ class Compute(pulumi.ComponentResource):
         )
         self.migration_task_family: pulumi.Output[str] = pulumi.Output.from_input("")
         self.function: aws.lambda_.Function | None = None
+        self.balancer: aws.lb.LoadBalancer | None = None
+        self.listener: aws.lb.Listener | None = None
+        if config.api_runtime == "ecs" or config.shared_services:
+            # One ALB per stack: the API (ECS) and, by host name, the Prefect UI.
+            self.balancer, self.listener = self._load_balancer()
         if image is None:
             # First deploy: the repository must exist before CI can push the first image.
             pulumi.log.warn("slipway:imageTag is not set: the API is not deployed yet")
@@ -125,9 +134,13 @@ class Compute(pulumi.ComponentResource):
                 self.api_origin_domain = self._ecs_service(image)
             else:
                 self.api_origin_domain = self._lambda_function(image)
-        # `aws ecs run-task --network-configuration` for one-off tasks (migrations).
+        # `aws ecs run-task --network-configuration` for one-off tasks (migrations). Without a
+        # NAT gateway (dev) the task pulls its image and reads its secrets over a public
+        # address in a public subnet; its security group still admits no inbound traffic.
         self.run_task_network = containers.run_task_network(
-            inputs.private_subnet_ids, inputs.app_security_group_id
+            inputs.private_subnet_ids if config.has_nat else inputs.public_subnet_ids,
+            inputs.app_security_group_id,
+            public_ip=not config.has_nat,
         )
         self.api_url = pulumi.Output.from_input(f"https://{config.domain_name}")
         self.register_outputs(
@@ -240,8 +253,55 @@ class Compute(pulumi.ComponentResource):
             opts=child(self),
         )
 
+    def _load_balancer(self) -> tuple[aws.lb.LoadBalancer, aws.lb.Listener]:
+        name, config, inputs = self._name, self._config, self._inputs
+        origin_domain = f"origin.{config.domain_name}"
+        balancer = aws.lb.LoadBalancer(
+            f"{name}-api-alb",
+            name=f"{config.name_prefix}-api"[:32],
+            load_balancer_type="application",
+            internal=False,
+            subnets=list(inputs.public_subnet_ids),
+            security_groups=list(inputs.entry_security_group_ids),
+            drop_invalid_header_fields=True,
+            enable_deletion_protection=config.is_prod,
+            idle_timeout=60,
+            tags=tags(config, "api-alb"),
+            opts=child(self),
+        )
+        certificate_arn = validated_certificate(
+            self, f"{name}-origin-certificate", config, origin_domain
+        )
+        listener = aws.lb.Listener(
+            f"{name}-api-https",
+            load_balancer_arn=balancer.arn,
+            port=443,
+            protocol="HTTPS",
+            ssl_policy=TLS_POLICY,
+            certificate_arn=certificate_arn,
+            # Only rules forward: the API for CloudFront's requests (origin secret), the
+            # Prefect UI by host name. Anything else never reaches a target.
+            default_actions=[
+                {
+                    "type": "fixed-response",
+                    "fixed_response": {
+                        "content_type": "text/plain",
+                        "message_body": "Not found",
+                        "status_code": "404",
+                    },
+                }
+            ],
+            opts=child(self),
+        )
+        alias_records(
+            self, f"{name}-origin", config, origin_domain, balancer.dns_name, balancer.zone_id
+        )
+        return balancer, listener
+
     def _ecs_service(self, image: pulumi.Output[str]) -> pulumi.Output[str]:
         name, config, inputs = self._name, self._config, self._inputs
+        if self.listener is None or inputs.workspace_arn is None or inputs.remote_write_url is None:
+            raise ValueError("the ECS runtime needs the load balancer and a metrics workspace")
         origin_domain = f"origin.{config.domain_name}"
         task_role = aws.iam.Role(
             f"{name}-api-task",
@@ -270,19 +330,6 @@ class Compute(pulumi.ComponentResource):
             ),
             opts=child(self),
         )
-        balancer = aws.lb.LoadBalancer(
-            f"{name}-api-alb",
-            name=f"{config.name_prefix}-api"[:32],
-            load_balancer_type="application",
-            internal=False,
-            subnets=list(inputs.public_subnet_ids),
-            security_groups=[inputs.entry_security_group_id],
-            drop_invalid_header_fields=True,
-            enable_deletion_protection=config.is_prod,
-            idle_timeout=60,
-            tags=tags(config, "api-alb"),
-            opts=child(self),
-        )
         target_group = aws.lb.TargetGroup(
             f"{name}-api",
             name=f"{config.name_prefix}-api"[:32],
@@ -295,21 +342,24 @@ class Compute(pulumi.ComponentResource):
             tags=tags(config, "api-tg"),
             opts=child(self),
         )
-        certificate_arn = validated_certificate(
-            self, f"{name}-origin-certificate", config, origin_domain
-        )
-        listener = aws.lb.Listener(
-            f"{name}-api-https",
-            load_balancer_arn=balancer.arn,
-            port=443,
-            protocol="HTTPS",
-            ssl_policy=TLS_POLICY,
-            certificate_arn=certificate_arn,
-            default_actions=[{"type": "forward", "target_group_arn": target_group.arn}],
+        # The API answers only requests carrying CloudFront's origin secret: the load balancer
+        # also serves the Prefect UI to the internet, and nobody may reach the API around
+        # CloudFront and its WAF.
+        route = aws.lb.ListenerRule(
+            f"{name}-api-from-cloudfront",
+            listener_arn=self.listener.arn,
+            priority=10,
+            conditions=[
+                {
+                    "http_header": {
+                        "http_header_name": ORIGIN_VERIFY_HEADER,
+                        "values": [pulumi.Output.secret(inputs.origin_verify)],
+                    }
+                }
+            ],
+            actions=[{"type": "forward", "target_group_arn": target_group.arn}],
+            tags=tags(config, "api-route"),
             opts=child(self),
-        )
-        alias_records(
-            self, f"{name}-origin", config, origin_domain, balancer.dns_name, balancer.zone_id
         )
 
         definitions = pulumi.Output.all(
@@ -366,7 +416,7 @@ class Compute(pulumi.ComponentResource):
             tags=tags(config, "api-service"),
             # Autoscaling owns the task count after creation. ECS rejects a service whose
             # target group has no load balancer yet: wait for the listener (and its certificate).
-            opts=child(self, ignore_changes=["desiredCount"], depends_on=[listener]),
+            opts=child(self, ignore_changes=["desiredCount"], depends_on=[self.listener, route]),
         )
         scaling = aws.appautoscaling.Target(
             f"{name}-api-scaling",

@@ -14,7 +14,6 @@ import pulumi_aws as aws
 from infra_pulumi.components import _containers as containers
 from infra_pulumi.components._certificates import alias_records, validated_certificate
 from infra_pulumi.components._shared import (
-    TLS_POLICY,
     child,
     output_document,
     read_secrets_document,
@@ -33,10 +32,11 @@ WORK_POOL = "slipway-process"  # prefect.yaml's work pool
 @dataclass(frozen=True)
 class FlowsInputs:
     vpc_id: pulumi.Input[str]
-    public_subnet_ids: Sequence[pulumi.Input[str]]
+    # The stack's one load balancer (compute): the Prefect UI is a host-name rule on it.
+    balancer: aws.lb.LoadBalancer
+    listener: aws.lb.Listener
     private_subnet_ids: Sequence[pulumi.Input[str]]
     worker_security_group_id: pulumi.Input[str]
-    entry_security_group_id: pulumi.Input[str]
     cluster_arn: pulumi.Input[str]
     cluster_name: pulumi.Input[str]
     kms_key_arn: pulumi.Input[str]
@@ -243,7 +243,9 @@ class FlowsWorker(pulumi.ComponentResource):
             opts=child(self),
         )
 
-    def _ui_load_balancer(self, prefect_domain: str) -> tuple[aws.lb.TargetGroup, aws.lb.Listener]:
+    def _ui_load_balancer(
+        self, prefect_domain: str
+    ) -> tuple[aws.lb.TargetGroup, aws.lb.ListenerRule]:
         name, config, inputs = self._name, self._config, self._inputs
         pool = aws.cognito.UserPool(
             f"{name}-users",
@@ -281,18 +283,6 @@ class FlowsWorker(pulumi.ComponentResource):
             user_pool_id=pool.id,
             opts=child(self),
         )
-        balancer = aws.lb.LoadBalancer(
-            f"{name}-ui-alb",
-            name=f"{config.name_prefix}-prefect"[:32],
-            load_balancer_type="application",
-            internal=False,
-            subnets=list(inputs.public_subnet_ids),
-            security_groups=[inputs.entry_security_group_id],
-            drop_invalid_header_fields=True,
-            enable_deletion_protection=config.is_prod,
-            tags=tags(config, "prefect-alb"),
-            opts=child(self),
-        )
         target_group = aws.lb.TargetGroup(
             f"{name}-prefect-server",
             name=f"{config.name_prefix}-prefect"[:32],
@@ -304,15 +294,24 @@ class FlowsWorker(pulumi.ComponentResource):
             tags=tags(config, "prefect-tg"),
             opts=child(self),
         )
-        certificate_arn = validated_certificate(self, f"{name}-certificate", config, prefect_domain)
-        listener = aws.lb.Listener(
+        # The UI shares the API's load balancer (one ALB per stack): its own certificate on the
+        # listener (SNI), and a rule for its host name.
+        certificate = aws.lb.ListenerCertificate(
+            f"{name}-ui-certificate",
+            listener_arn=inputs.listener.arn,
+            certificate_arn=validated_certificate(
+                self, f"{name}-certificate", config, prefect_domain
+            ),
+            opts=child(self),
+        )
+        rule = aws.lb.ListenerRule(
             f"{name}-ui-https",
-            load_balancer_arn=balancer.arn,
-            port=443,
-            protocol="HTTPS",
-            ssl_policy=TLS_POLICY,
-            certificate_arn=certificate_arn,
-            default_actions=[
+            listener_arn=inputs.listener.arn,
+            priority=20,
+            conditions=[{"host_header": {"values": [prefect_domain]}}],
+            tags=tags(config, "prefect-route"),
+            opts=child(self, depends_on=[certificate]),
+            actions=[
                 {
                     "type": "authenticate-cognito",
                     "order": 1,
@@ -325,12 +324,12 @@ class FlowsWorker(pulumi.ComponentResource):
                 },
                 {"type": "forward", "order": 2, "target_group_arn": target_group.arn},
             ],
-            opts=child(self),
         )
+        balancer = inputs.balancer
         alias_records(
             self, f"{name}-ui", config, prefect_domain, balancer.dns_name, balancer.zone_id
         )
-        return target_group, listener
+        return target_group, rule
 
     def _task(
         self,
@@ -338,8 +337,8 @@ class FlowsWorker(pulumi.ComponentResource):
         definitions: pulumi.Output[list[dict[str, Any]]],
         execution: aws.iam.Role,
         task_role: aws.iam.Role,
-        cpu: str = "512",
-        memory: str = "1024",
+        cpu: str,
+        memory: str,
     ) -> aws.ecs.TaskDefinition:
         return aws.ecs.TaskDefinition(
             f"{self._name}-{purpose}",
@@ -388,7 +387,7 @@ class FlowsWorker(pulumi.ComponentResource):
         self,
         namespace: aws.servicediscovery.HttpNamespace,
         target_group: aws.lb.TargetGroup,
-        listener: aws.lb.Listener,
+        listener: pulumi.Resource,
         execution: aws.iam.Role,
         prefect_domain: str,
         image: pulumi.Output[str],
@@ -477,6 +476,8 @@ class FlowsWorker(pulumi.ComponentResource):
             ).apply(definitions),
             execution,
             server_role,
+            cpu=str(config.prefect_server_cpu),
+            memory=str(config.prefect_server_memory_mb),
         )
         self._service(
             "prefect-server",
@@ -564,8 +565,8 @@ class FlowsWorker(pulumi.ComponentResource):
             ).apply(definitions),
             execution,
             self.flows_role,
-            cpu="1024",
-            memory="2048",
+            cpu=str(config.worker_cpu),
+            memory=str(config.worker_memory_mb),
         )
         self._service("prefect-worker", task, {"enabled": True, "namespace": namespace.arn})
 

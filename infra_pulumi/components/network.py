@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+from typing import Any
 
 import pulumi
 import pulumi_aws as aws
@@ -50,8 +51,9 @@ class Network(pulumi.ComponentResource):
             suffix = zone[-1]
             subnet = self._subnet(name, config, "public", zone, public_cidrs[index], public_routes)
             public.append(subnet)
-            # One NAT in staging (cheap, single point of failure accepted), one per AZ in prod.
-            if config.nat_per_az or index == 0:
+            # One NAT in staging (cheap, single point of failure accepted), one per AZ in prod,
+            # none in dev stacks (VPC endpoints instead: see private_endpoints).
+            if config.has_nat and (config.nat_per_az or index == 0):
                 eip = aws.ec2.Eip(
                     f"{name}-nat-{suffix}",
                     domain="vpc",
@@ -69,11 +71,14 @@ class Network(pulumi.ComponentResource):
 
         for index, zone in enumerate(zones):
             suffix = zone[-1]
-            nat_id = nat_ids[index] if config.nat_per_az else nat_ids[0]
+            egress: list[Any] = []
+            if nat_ids:
+                nat_id = nat_ids[index] if config.nat_per_az else nat_ids[0]
+                egress = [{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat_id}]
             private_routes = aws.ec2.RouteTable(
                 f"{name}-private-rt-{suffix}",
                 vpc_id=self.vpc.id,
-                routes=[{"cidr_block": "0.0.0.0/0", "nat_gateway_id": nat_id}],
+                routes=egress,
                 tags=tags(config, f"private-{suffix}"),
                 opts=child(self),
             )
@@ -119,6 +124,21 @@ class Network(pulumi.ComponentResource):
                 "privateSubnetIds": self.private_subnet_ids,
                 "isolatedSubnetIds": self.isolated_subnet_ids,
             }
+        )
+
+    def private_endpoints(self, config: StackConfig, security_group_id: pulumi.Input[str]) -> None:
+        """Without a NAT gateway, the AWS APIs private subnets need at run time: Secrets
+        Manager (the Lambda bootstrap reads the API's secrets), in one zone to keep it cheap."""
+        aws.ec2.VpcEndpoint(
+            "network-secretsmanager",
+            vpc_id=self.vpc.id,
+            service_name=f"com.amazonaws.{config.region}.secretsmanager",
+            vpc_endpoint_type="Interface",
+            private_dns_enabled=True,
+            subnet_ids=self.private_subnet_ids[:1],
+            security_group_ids=[security_group_id],
+            tags=tags(config, "secretsmanager-endpoint"),
+            opts=child(self),
         )
 
     def _subnet(

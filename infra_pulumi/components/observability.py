@@ -1,5 +1,5 @@
 """Amazon Managed Prometheus (rules + alert manager -> SNS -> Slack via AWS Chatbot / e-mail),
-Managed Grafana (dashboards only), CloudWatch log groups with retention."""
+Managed Grafana (dashboards only). Staging and prod; dev stacks have neither (logs.py only)."""
 
 from __future__ import annotations
 
@@ -11,13 +11,10 @@ from infra_pulumi.alert_messages import AlertLinks
 from infra_pulumi.components._shared import child, document, service_trust, tags
 from infra_pulumi.config import StackConfig
 
-LOG_GROUPS = ("api", "adot", "prefect-server", "prefect-worker")
-
 
 class Observability(pulumi.ComponentResource):
     workspace: aws.amp.Workspace
     grafana: aws.grafana.Workspace
-    log_groups: dict[str, aws.cloudwatch.LogGroup]
     remote_write_url: pulumi.Output[str]
     page_topic: aws.sns.Topic
 
@@ -29,24 +26,6 @@ class Observability(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("slipway:observability:Observability", name, None, opts)
-        self.log_groups = {
-            group: aws.cloudwatch.LogGroup(
-                f"{name}-{group}",
-                name=f"/slipway/{config.stack}/{group}",
-                retention_in_days=config.log_retention_days,
-                tags=tags(config, f"logs-{group}"),
-                opts=child(self),
-            )
-            for group in LOG_GROUPS
-        }
-        self.lambda_log_group = aws.cloudwatch.LogGroup(
-            f"{name}-lambda",
-            name=f"/aws/lambda/{config.name_prefix}-api",
-            retention_in_days=config.log_retention_days,
-            tags=tags(config, "logs-lambda"),
-            opts=child(self),
-        )
-
         self.workspace = aws.amp.Workspace(
             f"{name}-prometheus",
             alias=config.name_prefix,

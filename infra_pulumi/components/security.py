@@ -53,6 +53,14 @@ class SecurityGroups(pulumi.ComponentResource):
         self.bastion = self._group("bastion", "SSM-only bastion for database access")
         self.database = self._group("database", "RDS PostgreSQL")
         self.cache = self._group("cache", "ElastiCache Redis")
+        # Interface endpoints of stacks without a NAT gateway (dev): AWS APIs from the API.
+        self.endpoints: aws.ec2.SecurityGroup | None = None
+        if not config.has_nat:
+            self.endpoints = self._group("endpoints", "VPC interface endpoints of AWS APIs")
+            self._ingress(
+                self.endpoints,
+                _Rule("HTTPS from the API to AWS APIs", HTTPS_PORT, source_group=self.app),
+            )
 
         cloudfront = aws.ec2.get_managed_prefix_list_output(name=CLOUDFRONT_PREFIX_LIST)
         self._ingress(

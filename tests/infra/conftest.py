@@ -1,4 +1,5 @@
-"""Both stacks, built once per session under Pulumi mocks with their real Pulumi.<stack>.yaml.
+"""The three stacks (dev, staging, prod), built once per session under Pulumi mocks with
+their real Pulumi.<stack>.yaml.
 
 Each stack runs in its own subprocess (`python -m infra_pulumi.plan --json`): Pulumi's runtime
 settings and mocks are process-global, so a fresh process per stack is the reliable way to
@@ -19,7 +20,7 @@ import pytest
 from infra_pulumi.plan import Plan, PlannedResource
 
 ROOT = Path(__file__).resolve().parents[2]
-STACKS = ("staging", "prod")
+STACKS = ("dev", "staging", "prod")
 
 
 def run_offline(stack: str, *overrides: str, now: str | None = None) -> subprocess.Popen[str]:
@@ -46,6 +47,11 @@ def collect(process: subprocess.Popen[str]) -> Plan:
 def plans() -> dict[str, Plan]:
     processes = {stack: run_offline(stack) for stack in STACKS}
     return {stack: collect(process) for stack, process in processes.items()}
+
+
+@pytest.fixture(scope="session")
+def dev(plans: dict[str, Plan]) -> Plan:
+    return plans["dev"]
 
 
 @pytest.fixture(scope="session")

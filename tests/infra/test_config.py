@@ -40,9 +40,9 @@ def load(
     )
 
 
-def test_staging_defaults_are_cheap_and_lambda() -> None:
+def test_staging_defaults_rehearse_prod_smaller() -> None:
     config = load("staging")
-    assert config.api_runtime == "lambda"
+    assert config.api_runtime == "ecs"  # prod's topology
     assert len(config.availability_zones) == 2
     assert not config.nat_per_az
     assert config.db_backup_retention_days == 7
@@ -73,7 +73,7 @@ def test_prod_defaults_are_resilient_and_ecs() -> None:
         ({"azCount": "9"}, "slipway:azCount"),
         ({"availabilityZones": '["us-east-1a", "us-east-1b"]'}, "slipway:availabilityZones"),
         ({"dbMultiAz": "yes"}, "slipway:dbMultiAz"),
-        ({"natGateways": "none"}, "slipway:natGateways"),
+        ({"natGateways": "zero"}, "slipway:natGateways"),
         ({"vpcCidr": "192.168.0.0/16"}, "slipway:vpcCidr"),
         ({"apiMinTasks": "4", "apiMaxTasks": "2"}, "slipway:apiMaxTasks"),
         ({"hostedZoneId": " "}, "slipway:hostedZoneId"),

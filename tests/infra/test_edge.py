@@ -33,8 +33,9 @@ def _origin_secret(plan: Plan) -> tuple[PlannedResource, str]:
     return secret, str(version.props["secretString"])
 
 
-def test_lambda_function_url_takes_only_cloudfronts_signed_requests(staging: Plan) -> None:
+def test_lambda_function_url_takes_only_cloudfronts_signed_requests(dev: Plan) -> None:
     """authorization NONE let anyone call the function URL and skip CloudFront and its WAF."""
+    staging = dev  # the Lambda runtime: dev stacks (staging ran it until it moved to ECS)
     url = one(staging, FUNCTION_URL).props
     assert url["authorizationType"] == "AWS_IAM"
     distribution = one(staging, DISTRIBUTION).props
@@ -53,7 +54,7 @@ def test_lambda_function_url_takes_only_cloudfronts_signed_requests(staging: Pla
     assert all(g["function"] == one(staging, FUNCTION).props["name"] for g in grants)
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_cloudfront_adds_the_origin_secret_the_api_is_given(
     plans: dict[str, Plan], stack: str
 ) -> None:
@@ -74,4 +75,9 @@ def test_cloudfront_adds_the_origin_secret_the_api_is_given(
         references |= json.loads(variables["SECRET_ARNS"])
         assert value not in json.dumps(variables)
     assert references["ORIGIN_VERIFY_SECRET"] == secret.props["arn"]
+    # On the shared load balancer only requests carrying it reach the API.
+    for rule in of_type(plan, "aws:lb/listenerRule:ListenerRule"):
+        if rule.name == "compute-api-from-cloudfront":
+            (condition,) = rule.props["conditions"]
+            assert condition["httpHeader"] == {"httpHeaderName": ORIGIN_HEADER, "values": [value]}
     assert value not in json.dumps(plan.outputs)

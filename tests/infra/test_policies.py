@@ -21,7 +21,7 @@ from infra_pulumi.policies.rules import Resource, StackFacts, all_violations
 Props = dict[str, Any]
 
 
-@pytest.mark.parametrize("stack", ["staging", "prod"])
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
 def test_stack_has_zero_policy_violations(plans: dict[str, Plan], stack: str) -> None:
     assert plans[stack].violations() == []
 
@@ -248,7 +248,7 @@ CASES = [
     ),
     Case(
         "no-plaintext-secret-env",
-        "staging",
+        "dev",
         m.LAMBDA,
         "compute-api",
         setter("environment", "variables", "STRIPE_SECRET_KEY", value="sk_live_plain"),

@@ -90,19 +90,56 @@ def test_prod_runs_the_api_on_ecs_with_target_tracking(prod: Plan) -> None:
     assert of_type(prod, LAMBDA) == []
 
 
-def test_staging_runs_the_same_image_as_lambda_with_a_function_url(staging: Plan) -> None:
-    function = one(staging, LAMBDA).props
-    repository = one(staging, "aws:ecr/repository:Repository", "compute-api").props
+def test_dev_stacks_run_the_same_image_as_lambda_with_a_function_url(dev: Plan) -> None:
+    function = one(dev, LAMBDA).props
+    repository = one(dev, "aws:ecr/repository:Repository", "compute-api").props
     assert function["packageType"] == "Image"
     assert function["imageUri"].startswith(repository["repositoryUrl"] + ":")
     assert function["imageConfig"]["commands"] == ["api.lambda_handler.handler"]
-    assert one(staging, FUNCTION_URL).props["functionName"] == function["name"]
-    assert sorted(s.name for s in of_type(staging, ECS_SERVICE)) == [
-        "flows-prefect-server",
-        "flows-prefect-worker",
-    ]
-    api_origin = one(staging, DISTRIBUTION).props["origins"][1]
+    assert one(dev, FUNCTION_URL).props["functionName"] == function["name"]
+    assert of_type(dev, ECS_SERVICE) == []  # nothing runs while nobody calls the API
+    api_origin = one(dev, DISTRIBUTION).props["origins"][1]
     assert api_origin["domainName"].endswith(".lambda-url.eu-west-1.on.aws")
+
+
+def test_staging_runs_prods_topology_smaller(staging: Plan, prod: Plan) -> None:
+    """Staging rehearses prod: the API on ECS behind the ALB with its ADOT sidecar, the same
+    services and the same alert rules; only sizes and counts differ."""
+    for plan in (staging, prod):
+        assert of_type(plan, LAMBDA) == []
+    names = {s.name for s in of_type(staging, ECS_SERVICE)}
+    assert names == {s.name for s in of_type(prod, ECS_SERVICE)}
+    assert "compute-api" in names
+    containers = json.loads(one(staging, TASK, "compute-api").props["containerDefinitions"])
+    assert [c["name"] for c in containers] == ["api", "adot-collector"]
+    rules = "aws:amp/ruleGroupNamespace:RuleGroupNamespace"
+    assert {r.props["data"] for r in of_type(staging, rules)} == {
+        r.props["data"] for r in of_type(prod, rules)
+    }
+    assert len(of_type(staging, NAT)) == 1
+    assert len(of_type(staging, "aws:lb/loadBalancer:LoadBalancer")) == 1
+
+
+def test_dev_stacks_are_cheap_and_page_nobody(dev: Plan) -> None:
+    """No NAT gateway, no cache, no Prefect, no bastion; and with no metrics pipeline there is
+    no alert rule that would wait forever for a metric the stack cannot produce."""
+    kinds = {r.type for r in dev.resources}
+    for absent in (
+        NAT,
+        CACHE,
+        "aws:amp/workspace:Workspace",
+        "aws:amp/ruleGroupNamespace:RuleGroupNamespace",
+        "aws:amp/alertManagerDefinition:AlertManagerDefinition",
+        "aws:ec2/instance:Instance",
+        "aws:lb/loadBalancer:LoadBalancer",
+    ):
+        assert absent not in kinds, absent
+    assert one(dev, RDS).props["multiAz"] is False
+    endpoint = one(dev, "aws:ec2/vpcEndpoint:VpcEndpoint", "network-secretsmanager").props
+    assert endpoint["privateDnsEnabled"] is True
+    function = one(dev, LAMBDA).props
+    references = json.loads(function["environment"]["variables"]["SECRET_ARNS"])
+    assert "REDIS_URL" not in references  # the API limits rates in process
 
 
 def test_staging_is_cheaper(prod: Plan, staging: Plan) -> None:
@@ -289,9 +326,19 @@ def test_flow_runs_may_touch_only_backups_reports_their_key_secrets_and_pages(pr
 
 
 def test_prefect_ui_sits_behind_cognito_on_the_alb(staging: Plan) -> None:
-    listener = one(staging, "aws:lb/listener:Listener", "flows-ui-https").props
-    actions = sorted(listener["defaultActions"], key=lambda a: a["order"])
+    rule = one(staging, "aws:lb/listenerRule:ListenerRule", "flows-ui-https").props
+    actions = sorted(rule["actions"], key=lambda a: a["order"])
     assert [a["type"] for a in actions] == ["authenticate-cognito", "forward"]
+    assert rule["conditions"] == [
+        {"hostHeader": {"values": ["prefect.staging.slipway.example.com"]}}
+    ]
+    # It shares the API's load balancer, whose API route needs CloudFront's origin secret.
+    listener = one(staging, "aws:lb/listener:Listener").props
+    assert rule["listenerArn"] == listener["arn"]
+    assert [a["type"] for a in listener["defaultActions"]] == ["fixed-response"]
+    api = one(staging, "aws:lb/listenerRule:ListenerRule", "compute-api-from-cloudfront").props
+    (condition,) = api["conditions"]
+    assert condition["httpHeader"]["httpHeaderName"] == "X-Origin-Verify"
     assert staging.outputs["prefectUiUrl"] == "https://prefect.staging.slipway.example.com"
 
 
