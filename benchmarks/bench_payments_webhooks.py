@@ -13,6 +13,9 @@
                 saturated (at 32 the p99 is mostly queueing behind one process)
   slipway dup   the same, but one already-processed event delivered again and again (Stripe's
                 retries): verified, found, acknowledged without effect
+  slipway sub   billing: every request a new customer.subscription.updated for its own
+                subscription: verified, stored, the Customer looked up, the mirror row upserted
+                under the ordering rule, one transaction
 
 Unique events cannot be a static wrk body, so the signed deliveries are generated up front and
 a wrk Lua script cycles through them (BENCH_WEBHOOK_EVENTS, default 30000; the table says if a
@@ -52,6 +55,7 @@ from benchmarks.harness import (
 
 WEBHOOK_SECRET = "whsec_benchmark_0123456789abcdef"  # noqa: S105 (a throwaway benchmark secret)
 EVENT_COUNT = int(os.environ.get("BENCH_WEBHOOK_EVENTS", "30000"))
+BILLING_EVENT_COUNT = EVENT_COUNT // 2
 PAYMENT_INTENT_EXAMPLE = ROOT / "tests" / "fixtures" / "stripe" / "payment_intent.json"
 AMOUNT = 4900
 
@@ -123,6 +127,93 @@ def _seed_payments(database_url: str, count: int) -> list[tuple[str, str]]:
     finally:
         engine.dispose()
     return [(str(row["id"]), str(row["stripe_payment_intent_id"])) for row in rows]
+
+
+def _seed_subscriptions(database_url: str, count: int) -> list[tuple[str, str]]:
+    """`count` users with a Customer and an incomplete subscription: (customer, subscription)."""
+    now = datetime.now(UTC)
+    users, customers, subscriptions = [], [], []
+    for index in range(count):
+        user_id = uuid.uuid4()
+        users.append(
+            {
+                "id": user_id,
+                "email": f"bench-billing-{index}@example.com",
+                "password_hash": "x",
+                "role": "user",
+                "disabled": False,
+                "created_at": now,
+            }
+        )
+        customer = f"cus_bench_{index:08d}"
+        customers.append({"user_id": user_id, "stripe_customer_id": customer, "created_at": now})
+        subscriptions.append(
+            {
+                "id": f"sub_bench_{index:08d}",
+                "user_id": user_id,
+                "stripe_customer_id": customer,
+                "status": "incomplete",
+                "stripe_price_id": "price_team_monthly",
+                "currency": "usd",
+                "unit_amount": AMOUNT,
+                "interval": "month",
+                "interval_count": 1,
+                "quantity": 1,
+                "cancel_at_period_end": False,
+                "stripe_created_at": now,
+                "created_at": now,
+                "updated_at": now,
+            }
+        )
+    engine = create_engine(_sync(database_url))
+    try:
+        with engine.begin() as connection:
+            connection.execute(insert(metadata.tables["users"]), users)
+            connection.execute(insert(metadata.tables["billing_customers"]), customers)
+            connection.execute(insert(metadata.tables["subscriptions"]), subscriptions)
+        with engine.connect() as connection:
+            autocommit = connection.execution_options(isolation_level="AUTOCOMMIT")
+            for table in ("users", "billing_customers", "subscriptions"):
+                autocommit.execute(text(f"ANALYZE {table}"))
+    finally:
+        engine.dispose()
+    return [(str(row["stripe_customer_id"]), str(row["id"])) for row in subscriptions]
+
+
+def _subscription_updated_event(customer: str, subscription: str) -> str:
+    now = int(time.time())
+    data = {
+        "id": subscription,
+        "object": "subscription",
+        "customer": customer,
+        "status": "active",
+        "created": now,
+        "cancel_at_period_end": False,
+        "items": {
+            "object": "list",
+            "data": [
+                {
+                    "id": f"si_{subscription}",
+                    "quantity": 1,
+                    "current_period_end": now + 30 * 86_400,
+                    "price": {
+                        "id": "price_team_monthly",
+                        "currency": "usd",
+                        "unit_amount": AMOUNT,
+                        "recurring": {"interval": "month", "interval_count": 1},
+                    },
+                }
+            ],
+        },
+    }
+    event = {
+        "id": f"evt_{uuid.uuid4().hex[:24]}",
+        "object": "event",
+        "created": now,
+        "type": "customer.subscription.updated",
+        "data": {"object": data},
+    }
+    return json.dumps(event)
 
 
 def _succeeded_event(payment_id: str, intent_id: str) -> str:
@@ -245,6 +336,16 @@ def _bench_slipway(database_url: str) -> list[Result]:
                 skip=events + 100,  # past every delivery the first run may have sent
             )
         )
+        subscriptions = _seed_subscriptions(database_url, BILLING_EVENT_COUNT)
+        updates = [_subscription_updated_event(c, s) for c, s in subscriptions]
+        with _deliveries_file(updates) as billing_tsv:
+            results.append(
+                _load_unique(
+                    "slipway webhook, subscription updates (PostgreSQL)",
+                    url + "/v1/webhooks/stripe",
+                    billing_tsv,
+                )
+            )
         duplicate = bodies[0]
         results.append(
             load(

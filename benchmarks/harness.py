@@ -80,7 +80,8 @@ def serve(
 
 
 def _wait_until_ready(process: subprocess.Popen[bytes], url: str, log: IO[str]) -> None:
-    deadline = time.monotonic() + 30
+    # Generous: on a loaded machine importing the API alone has taken 17 s.
+    deadline = time.monotonic() + 120
     while True:
         try:
             if httpx.get(url, timeout=1).status_code < 500:
