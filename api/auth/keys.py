@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from api.http_caching import CachedRepresentation
 from api.settings import Settings
 
 DEV_KEY_PATH = Path(".data") / "jwt-dev-key.pem"
@@ -57,6 +58,10 @@ class KeyRing:
         self.signing_key = keys[0]
         self._by_kid = {key.kid: key for key in keys}
         self._jwks = {"keys": [key.public_jwk() for key in keys]}
+        # The JWKS body is served as these exact bytes: its ETag is stable across instances.
+        self.jwks_document = CachedRepresentation(
+            json.dumps(self._jwks, separators=(",", ":")).encode()
+        )
 
     def verification_key(self, kid: str) -> ec.EllipticCurvePublicKey | None:
         key = self._by_kid.get(kid)

@@ -28,6 +28,7 @@ from api.billing.entitlements import entitlements_of
 from api.db import SessionDep
 from api.email.setup import EmailSenderDep, email_sender_of
 from api.errors import ProblemError
+from api.http_caching import NOT_MODIFIED_RESPONSE
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -215,9 +216,12 @@ async def list_users(
     return UserPage(items=items, next_cursor=next_cursor)
 
 
-@jwks_router.get("/.well-known/jwks.json")
-async def jwks(keys: KeyRingDep, response: Response) -> dict[str, Any]:
-    """The public keys that verify access tokens (every configured key, newest first)."""
-    # Verifiers may cache briefly; a rotation publishes the new key before it signs anything.
-    response.headers["Cache-Control"] = "public, max-age=300"
-    return keys.jwks()
+@jwks_router.get(
+    "/.well-known/jwks.json", response_model=dict[str, Any], responses=NOT_MODIFIED_RESPONSE
+)
+async def jwks(keys: KeyRingDep, request: Request) -> Response:
+    """The public keys that verify access tokens (every configured key, newest first).
+
+    Verifiers may cache it for a few minutes: a rotation publishes the new key before it signs.
+    """
+    return keys.jwks_document.response(request)

@@ -13,6 +13,7 @@ from api.auth.dependencies import AdminUser, CurrentUser
 from api.billing.events import BILLING_EVENT_TYPES
 from api.db import DatabaseDep, SessionDep
 from api.errors import ProblemError, is_database_unavailable
+from api.http_caching import NOT_MODIFIED_RESPONSE
 from api.observability.metrics import (
     billing_webhook_events_total,
     payments_status_transitions_total,
@@ -56,9 +57,10 @@ _NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
 }
 
 
-@prices_router.get("", response_model=list[PriceOut])
-async def list_prices(runtime: RuntimeDep) -> Response:
-    return Response(runtime.prices_json, media_type="application/json")
+@prices_router.get("", response_model=list[PriceOut], responses=NOT_MODIFIED_RESPONSE)
+async def list_prices(runtime: RuntimeDep, request: Request) -> Response:
+    """The catalog; cacheable for a few minutes, revalidated with `If-None-Match`."""
+    return runtime.prices.response(request)
 
 
 @payments_router.post(
