@@ -405,7 +405,14 @@ def rehearse(plan: Plan, postgres_url: str, workdir: Path) -> dict[str, Any]:
 
     repository = read_stack_config(plan.stack)["slipway:githubRepository"]
     runbook = f"https://github.com/{repository}/blob/main/docs/alerts.md#{TICKET_ALERT.lower()}"
-    page_problems = chatbot_problems(page.message) if page else ["no page reached Slack"]
+    # Every Slack-bound message must be one Chatbot relays, not only the one provoked.
+    page_problems = [] if page else ["no page reached Slack"]
+    page_problems += [
+        f"{delivery.subject}: {problem}"
+        for delivery in deliveries
+        if delivery.channel == "slack"
+        for problem in chatbot_problems(delivery.message)
+    ]
     ticket_problems = (
         email_problems(ticket.subject, ticket.message, TICKET_ALERT, runbook)
         if ticket
