@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator
 
-from api.auth.emails import normalise_email
+from api.auth.emails import mixed_script_problem, normalise_email
 from api.auth.models import EMAIL_MAX_LENGTH, Role
 from api.auth.passwords import MAX_PASSWORD_LENGTH, password_problem
 
@@ -36,7 +36,11 @@ class RegisterRequest(BaseModel):
     @field_validator("email")
     @classmethod
     def _email(cls, value: str) -> str:
-        return normalise_email(value)
+        normalised = normalise_email(value)
+        problem = mixed_script_problem(normalised)
+        if problem is not None:
+            raise ValueError(problem)
+        return normalised
 
 
 class LoginRequest(BaseModel):
