@@ -21,15 +21,21 @@ from api.payments.prices import PriceCatalog
 from api.payments.stripe_gateway import PaymentProviderError, StripeGateway
 
 
+def _origin(url: str) -> str | None:
+    """scheme://host[:port] of an absolute http(s) URL without credentials, else None."""
+    try:
+        parsed = urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            return None
+        if parsed.username is not None or any(char.isspace() for char in url):
+            return None
+    except ValueError:  # e.g. an unclosed IPv6 bracket
+        return None
+    return f"{parsed.scheme}://{parsed.netloc.lower()}"
+
+
 def check_redirect(url: str, allowed_origins: list[str], field: str) -> str:
-    parsed = urlsplit(url)
-    origin = f"{parsed.scheme}://{parsed.netloc.lower()}"
-    if (
-        parsed.scheme not in ("http", "https")
-        or not parsed.hostname
-        or parsed.username is not None
-        or origin not in allowed_origins
-    ):
+    if _origin(url) not in allowed_origins:
         error = {"loc": ["body", field], "msg": "origin not allowed", "type": "value_error"}
         raise ProblemError(
             422,

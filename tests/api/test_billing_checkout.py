@@ -107,15 +107,18 @@ async def test_redirects_are_limited_to_the_configured_origins(
         {"success_url": "http://app.example.com/plain-http"},
         {"success_url": "https://user@app.example.com/"},
         {"success_url": "javascript:alert(1)"},
+        {"success_url": "https://[::1/unclosed"},
+        {"cancel_url": "https://app.example.com\t.evil.example.net/"},
     ):
         response = await _checkout(billing_client, headers, "price_team_monthly", **urls)
         assert response.status_code == 422, urls
         assert response.headers["content-type"] == "application/problem+json"
         assert response.json()["type"].endswith("/redirect-not-allowed")
-    portal = await billing_client.post(
-        "/v1/billing/portal", json={"return_url": "https://evil.example.net/"}, headers=headers
-    )
-    assert portal.status_code == 422
+    for return_url in ("https://evil.example.net/", "https://[::1"):
+        portal = await billing_client.post(
+            "/v1/billing/portal", json={"return_url": return_url}, headers=headers
+        )
+        assert portal.status_code == 422
     assert len(billing_stripe.checkout_sessions) == sessions_before
 
 

@@ -9,10 +9,12 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
+from fastapi import FastAPI
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import create_engine, update
 
 from api.billing.models import Subscription
+from tests.api.auth_helpers import register_and_login
 from tests.api.billing_emulator import BillingStripe
 from tests.api.billing_support import (
     GRACE_PERIOD_DAYS,
@@ -313,3 +315,43 @@ async def test_metrics_count_subscriptions_by_status_and_mrr_by_currency(
     assert _sample(text, "billing_subscriptions", "status", "canceled") == 0
     # 4900 a month, plus 49000 a year spread over 12 months; the incomplete one pays nothing.
     assert _sample(text, "billing_mrr", "currency", "usd") == round(4900 + 49000 / 12, 2)
+
+
+async def test_an_administrator_ends_a_subscription_at_once(
+    billing_client: httpx.AsyncClient, billing_stripe: BillingStripe, billing_app: FastAPI
+) -> None:
+    admin = await register_and_login(billing_client, admin_app=billing_app)
+    headers = admin["headers"]
+    created = await subscribe(billing_client, headers)
+    billing_stripe.pay(created["id"])
+    await deliver_invoice_event(billing_client, billing_stripe, "invoice.paid", created["id"])
+    assert await premium_report_status(billing_client, headers) == 200
+
+    ended = await billing_client.post(
+        "/v1/billing/subscription/cancel", json={"immediately": True}, headers=headers
+    )
+
+    assert ended.status_code == 200, ended.text
+    assert ended.json()["status"] == "canceled"
+    assert ended.json()["entitlements"] == []
+    assert billing_stripe.subscriptions[created["id"]]["status"] == "canceled"
+    assert await premium_report_status(billing_client, headers) == 403
+
+
+async def test_a_trial_grants_entitlements_and_its_ending_notice_is_applied(
+    billing_client: httpx.AsyncClient, billing_stripe: BillingStripe
+) -> None:
+    headers = await user_headers(billing_client)
+    created = await subscribe(billing_client, headers)
+    trialing = copy.deepcopy(billing_stripe.subscriptions[created["id"]])
+    trialing["status"] = "trialing"
+    trialing["trial_end"] = trialing["created"] + 7 * 86_400
+    notice = make_event(
+        "customer.subscription.trial_will_end", trialing, created=trialing["created"] + 1
+    )
+
+    assert (await deliver(billing_client, notice)).json()["result"] == "processed"
+    current = await subscription_of(billing_client, headers)
+    assert current["status"] == "trialing"
+    assert current["trial_end"] is not None
+    assert current["entitlements"] == TEAM
