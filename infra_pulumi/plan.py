@@ -401,7 +401,7 @@ def _short(value: Any) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument(
-        "--stack", required=True, help="staging or prod (reads Pulumi.<stack>.yaml)"
+        "--stack", required=True, help="dev, staging or prod (reads Pulumi.<stack>.yaml)"
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON")
     parser.add_argument(
@@ -417,9 +417,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     plan = run(args.stack, overrides, args.now)
     if args.json:
         print(plan.to_json())
-    else:
-        render_table(plan)
-    return 0
+        return 0
+    render_table(plan)
+    # The policy pack's verdict: a violation fails the command (and the PR preview job).
+    return 1 if plan.violations() else 0
 
 
 if __name__ == "__main__":

@@ -146,7 +146,6 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         "grafanaUrl": observability.grafana_url,
         "prefectUiUrl": flows.prefect_ui_url,
         "deployRoleArn": ci.deploy_role.arn,
-        "previewRoleArn": ci.preview_role.arn,
         "flowsRoleArn": flows.flows_role.arn,
         "flowsRegistrationTaskFamily": flows.registration_task_family,
         "flowsRunTaskNetwork": flows.run_task_network,

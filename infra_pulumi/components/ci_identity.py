@@ -33,7 +33,6 @@ def deploy_trust_policy(provider_arn: str, repository: str, environment: str) ->
 
 class CiIdentity(pulumi.ComponentResource):
     deploy_role: aws.iam.Role
-    preview_role: aws.iam.Role
 
     def __init__(self, name: str, config: StackConfig, opts: pulumi.ResourceOptions | None = None):
         super().__init__("slipway:ci:CiIdentity", name, None, opts)
@@ -60,24 +59,8 @@ class CiIdentity(pulumi.ComponentResource):
             policy_arn="arn:aws:iam::aws:policy/AdministratorAccess",
             opts=child(self),
         )
-        # Pull-request previews run in `<environment>-preview` (open to every branch), so their
-        # role may only read: `pulumi preview --policy-pack` needs nothing more.
-        self.preview_role = self._role(
-            f"{name}-preview",
-            config,
-            provider_arn,
-            f"{config.github_environment}-preview",
-            "previews",
-        )
-        aws.iam.RolePolicyAttachment(
-            f"{name}-preview-read-only",
-            role=self.preview_role.name,
-            policy_arn="arn:aws:iam::aws:policy/ReadOnlyAccess",
-            opts=child(self),
-        )
-        self.register_outputs(
-            {"deployRoleArn": self.deploy_role.arn, "previewRoleArn": self.preview_role.arn}
-        )
+        # No preview role: pull-request previews plan offline and need no AWS access at all.
+        self.register_outputs({"deployRoleArn": self.deploy_role.arn})
 
     def _role(
         self,

@@ -36,7 +36,6 @@ class DeployTarget:
     environment: str  # GitHub environment: staging | production
     qualified_stack: str  # org/slipway/<stack>, for StackReference and `pulumi -s`
     deploy_role_arn: str | None  # explicit override; otherwise the stack's deployRoleArn output
-    preview_role_arn: str | None  # explicit override; otherwise previewRoleArn or deployRoleArn
 
 
 @dataclass(frozen=True)
@@ -79,17 +78,13 @@ def _string_list(key: str, value: Any, pattern: re.Pattern[str]) -> tuple[str, .
 def _target(read: Lookup, stack: str, environment: str, stacks: Mapping[str, Any]) -> DeployTarget:
     qualified = _string(f"slipwayStacks.{stack}", stacks.get(stack), _STACK_NAME)
     prefix = "staging" if stack == "staging" else "prod"
-    overrides: dict[str, str | None] = {}
-    for kind in ("DeployRoleArn", "PreviewRoleArn"):
-        key = f"{prefix}{kind}"
-        raw = read(key)
-        overrides[kind] = None if raw is None else _string(key, raw, _ROLE_ARN)
+    key = f"{prefix}DeployRoleArn"
+    raw = read(key)
     return DeployTarget(
         stack=stack,
         environment=environment,
         qualified_stack=qualified,
-        deploy_role_arn=overrides["DeployRoleArn"],
-        preview_role_arn=overrides["PreviewRoleArn"],
+        deploy_role_arn=None if raw is None else _string(key, raw, _ROLE_ARN),
     )
 
 

@@ -9,8 +9,9 @@ What it enforces, and why:
 - Workflows get a read-only token by default and may only use GitHub's own actions plus the
   few third-party ones the workflows pin, and only pinned to a full commit SHA.
 - Deployments happen from environments: `staging` (from main) and `production` (from main or a
-  v* tag, after a required reviewer other than the triggering person approves). PR previews use
-  `staging-preview` / `production-preview`, open to every branch, meant for read-only roles.
+  v* tag, after a required reviewer other than the triggering person approves). There are no
+  preview environments: pull-request previews plan offline and hold no credential, because an
+  environment any branch can use would hand its secrets to any branch.
   Each environment carries its AWS role (from the slipway stack's outputs), region, stack name
   and the Pulumi access token (a secret, never a plain value).
 """
@@ -42,7 +43,6 @@ ALLOWED_THIRD_PARTY_ACTIONS: tuple[str, ...] = (
 
 # Outputs of the slipway stacks (infra_pulumi/__main__.py) that deployments need.
 DEPLOY_ROLE_OUTPUT = "deployRoleArn"
-PREVIEW_ROLE_OUTPUT = "previewRoleArn"
 ECR_REPOSITORY_OUTPUT = "ecrRepositoryUrl"
 
 
@@ -54,10 +54,6 @@ def _required(value: Any, what: str) -> str:
 
 def _stack_output(ref: pulumi.StackReference, name: str) -> pulumi.Output[str]:
     return ref.get_output(name).apply(lambda value: _required(value, name))
-
-
-def _first_present(preferred: Any, fallback: Any) -> str:
-    return _required(preferred or fallback, f"{PREVIEW_ROLE_OUTPUT} or {DEPLOY_ROLE_OUTPUT}")
 
 
 class GithubGovernance(pulumi.ComponentResource):
@@ -91,7 +87,7 @@ class GithubGovernance(pulumi.ComponentResource):
 
         environments = [self._deploy_targets(name, backend, target) for target in config.targets]
         self.repository_names = pulumi.Output.all(*[repo.name for repo in repositories])
-        self.environment_names = sorted(env for pair in environments for env in pair)
+        self.environment_names = sorted(environments)
         self.required_checks = list(REQUIRED_CHECKS)
         self.register_outputs(
             {
@@ -191,10 +187,8 @@ class GithubGovernance(pulumi.ComponentResource):
 
     # --- environments ---------------------------------------------------------------------
 
-    def _deploy_targets(
-        self, name: str, repo: github.Repository, target: DeployTarget
-    ) -> tuple[str, str]:
-        """The deployment environment of one slipway stack and its preview environment."""
+    def _deploy_targets(self, name: str, repo: github.Repository, target: DeployTarget) -> str:
+        """The deployment environment of one slipway stack."""
         config = self._config
         stack = pulumi.StackReference(
             f"{name}-{target.stack}-stack",
@@ -204,9 +198,6 @@ class GithubGovernance(pulumi.ComponentResource):
         deploy_role: pulumi.Input[str] = target.deploy_role_arn or _stack_output(
             stack, DEPLOY_ROLE_OUTPUT
         )
-        preview_role: pulumi.Input[str] = target.preview_role_arn or pulumi.Output.all(
-            stack.get_output(PREVIEW_ROLE_OUTPUT), stack.get_output(DEPLOY_ROLE_OUTPUT)
-        ).apply(lambda roles: _first_present(roles[0], roles[1]))
         common: dict[str, pulumi.Input[str]] = {
             "AWS_REGION": config.aws_region,
             "PULUMI_STACK": target.qualified_stack,
@@ -230,18 +221,7 @@ class GithubGovernance(pulumi.ComponentResource):
                 "SMOKE_TEST_PASSWORD": config.smoke_test_password,
             },
         )
-        preview = f"{target.environment}-preview"
-        self._environment(
-            f"{name}-{preview}",
-            repo,
-            preview,
-            branch_patterns=(),
-            tag_patterns=(),
-            reviewers=False,
-            variables={**common, "AWS_DEPLOY_ROLE_ARN": preview_role},
-            secrets={"PULUMI_ACCESS_TOKEN": config.pulumi_access_token},
-        )
-        return target.environment, preview
+        return target.environment
 
     def _reviewers(self) -> list[github.RepositoryEnvironmentReviewerArgs]:
         config = self._config
@@ -267,17 +247,14 @@ class GithubGovernance(pulumi.ComponentResource):
         variables: Mapping[str, pulumi.Input[str]],
         secrets: Mapping[str, pulumi.Output[str]],
     ) -> github.RepositoryEnvironment:
-        restricted = bool(branch_patterns or tag_patterns)
         env = github.RepositoryEnvironment(
             name,
             repository=repo.name,
             environment=environment,
-            # Only listed branches/tags may deploy here; preview environments accept any branch.
+            # Only the listed branches/tags may deploy here (and so read its secrets).
             deployment_branch_policy=github.RepositoryEnvironmentDeploymentBranchPolicyArgs(
                 protected_branches=False, custom_branch_policies=True
-            )
-            if restricted
-            else None,
+            ),
             reviewers=self._reviewers() if reviewers else None,
             prevent_self_review=True if reviewers else None,
             can_admins_bypass=False,

@@ -16,7 +16,6 @@ from tests.delivery.workflows import ROOT, ci_job_names
 TOKEN = "pul-test-token-0123456789"  # the Pulumi access token handed to the deploy jobs
 STAGING_ROLE = "arn:aws:iam::111111111111:role/slipway-staging-deploy"
 PROD_ROLE = "arn:aws:iam::222222222222:role/slipway-prod-deploy"
-PROD_PREVIEW_ROLE = "arn:aws:iam::222222222222:role/slipway-prod-preview"
 SECRET_SIG = "4dabf18193072939515e22adb298388d"  # how Pulumi marks a secret value on the wire
 
 BASE_CONFIG = {
@@ -42,7 +41,6 @@ STACK_OUTPUTS = {
     },
     "acme/slipway/prod": {
         "deployRoleArn": PROD_ROLE,
-        "previewRoleArn": PROD_PREVIEW_ROLE,
         "ecrRepositoryUrl": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/slipway-prod",
     },
 }
@@ -158,12 +156,7 @@ def test_workflows_get_a_read_only_token_and_only_pinned_allowed_actions(
 
 def test_environments_and_who_may_deploy_to_them(registered: Registered) -> None:
     environments = {env["environment"]: env for env in registered.of_type(":RepositoryEnvironment")}
-    assert set(environments) == {
-        "staging",
-        "production",
-        "staging-preview",
-        "production-preview",
-    }
+    assert set(environments) == {"staging", "production"}
     production = environments["production"]
     reviewers = production["reviewers"][0]
     assert len(reviewers["teams"]) == 2  # maintainers and sre, looked up by slug
@@ -176,9 +169,6 @@ def test_environments_and_who_may_deploy_to_them(registered: Registered) -> None
             "customBranchPolicies": True,
         }
         assert "reviewers" not in environments[name] or name == "production"
-    for name in ("staging-preview", "production-preview"):
-        assert "reviewers" not in environments[name]
-        assert "deploymentBranchPolicy" not in environments[name]
 
     policies = {
         (p["environment"], p.get("branchPattern"), p.get("tagPattern"))
@@ -201,11 +191,6 @@ def test_each_environment_gets_its_role_region_and_stack(registered: Registered)
     }
     assert registered.variables("production")["AWS_DEPLOY_ROLE_ARN"] == PROD_ROLE
     assert registered.variables("production")["PULUMI_STACK"] == "acme/slipway/prod"
-    # A stack exporting a read-only previewRoleArn gets it for PR previews; otherwise previews
-    # use its deploy role.
-    assert registered.variables("production-preview")["AWS_DEPLOY_ROLE_ARN"] == PROD_PREVIEW_ROLE
-    assert registered.variables("staging-preview")["AWS_DEPLOY_ROLE_ARN"] == STAGING_ROLE
-    assert "ECR_REPOSITORY_URL" not in registered.variables("staging-preview")
 
 
 def test_every_variable_the_deploy_workflow_reads_is_provided(registered: Registered) -> None:
@@ -213,8 +198,6 @@ def test_every_variable_the_deploy_workflow_reads_is_provided(registered: Regist
     used = set(re.findall(r"vars\.([A-Z_]+)", text))
     for environment in ("staging", "production"):
         assert used <= set(registered.variables(environment)), environment
-    preview_used = {"AWS_DEPLOY_ROLE_ARN", "AWS_REGION", "PULUMI_STACK"}
-    assert preview_used <= set(registered.variables("production-preview"))
 
 
 def test_pulumi_token_is_an_environment_secret_and_never_plain(registered: Registered) -> None:
@@ -223,12 +206,7 @@ def test_pulumi_token_is_an_environment_secret_and_never_plain(registered: Regis
         for s in registered.of_type(":ActionsEnvironmentSecret")
         if s["secretName"] == "PULUMI_ACCESS_TOKEN"
     ]
-    assert {s["environment"] for s in secrets} == {
-        "staging",
-        "production",
-        "staging-preview",
-        "production-preview",
-    }
+    assert {s["environment"] for s in secrets} == {"staging", "production"}
     for secret in secrets:
         assert secret["plaintextValue"][SECRET_SIG]  # wrapped as a Pulumi secret
         assert secret["plaintextValue"]["value"] == TOKEN
@@ -265,3 +243,23 @@ def test_the_smoke_test_password_is_a_deploy_environment_secret(registered: Regi
     for secret in secrets:
         assert secret["plaintextValue"][SECRET_SIG]
         assert secret["plaintextValue"]["value"] == BASE_CONFIG["slipway-github:smokeTestPassword"]
+
+
+def test_no_environment_any_branch_can_use_holds_a_secret(registered: Registered) -> None:
+    """A pull request from any branch ran `pulumi preview` in `*-preview` environments holding
+    the full-power Pulumi token: `pulumi config --show-secrets -s prod` from a branch printed
+    prod's secrets. Secrets now live only where a branch policy admits main (and tags)."""
+    environments = {env["environment"]: env for env in registered.of_type(":RepositoryEnvironment")}
+    holders = {s["environment"] for s in registered.of_type(":ActionsEnvironmentSecret")}
+    assert holders
+    for name in holders:
+        assert environments[name].get("deploymentBranchPolicy") == {
+            "protectedBranches": False,
+            "customBranchPolicies": True,
+        }, name
+    policies = {
+        p["environment"]
+        for p in registered.of_type(":RepositoryEnvironmentDeploymentPolicy")
+        if p.get("branchPattern") == "main"
+    }
+    assert holders <= policies
