@@ -1,0 +1,1 @@
+"""Developer tools run by make targets: the ERD, architecture diagrams, schema review."""
