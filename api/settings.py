@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from api.email.message import sender_domain
 from api.email.smtp_url import SmtpUrlError, parse_smtp_url
 from api.redis_url import RedisAddress
 
@@ -275,9 +276,30 @@ class Settings(BaseSettings):
             return ["EMAIL_SMTP_URL is required when EMAIL_BACKEND is smtp"]
         return []
 
-    def _deployment_problems(self) -> list[str]:
+    def _deployed_email_problems(self) -> list[str]:
         env = self.app_env
         problems: list[str] = []
+        if self.email_transport == "outbox":
+            problems.append(
+                f"EMAIL_BACKEND must be smtp or ses in {env} (the outbox is a local directory)"
+            )
+        smtp_url = self.email_smtp_url
+        clear_smtp = (
+            self.email_transport == "smtp"
+            and smtp_url is not None
+            and not parse_smtp_url(smtp_url.get_secret_value()).requires_tls
+        )
+        if clear_smtp:
+            problems.append(f"EMAIL_SMTP_URL must use smtps:// or starttls=true in {env}")
+        if sender_domain(self.email_from) == "localhost":
+            problems.append(f"EMAIL_FROM must be an address of your sending domain in {env}")
+        if not self.email_link_base_url.startswith("https://"):
+            problems.append(f"EMAIL_LINK_BASE_URL must be an https:// URL in {env}")
+        return problems
+
+    def _deployment_problems(self) -> list[str]:
+        env = self.app_env
+        problems: list[str] = [*self._deployed_email_problems()]
         if self.uses_sqlite:
             problems.append(f"DATABASE_URL must point at PostgreSQL in {env}")
         if not self.jwt_private_keys or not self.jwt_private_keys.get_secret_value().strip():

@@ -205,6 +205,8 @@ class StackConfig:
     vpc_cidr: str
     domain_name: str
     hosted_zone_id: str
+    # The domain SES sends from (an identity with DKIM in hostedZoneId's zone).
+    email_domain: str
     image_tag: str | None
     db_instance_class: str
     db_allocated_storage_gb: int
@@ -445,6 +447,12 @@ def load_stack_config(
         vpc_cidr=vpc_cidr,
         domain_name=domain,
         hosted_zone_id=read.required("hostedZoneId", "the Route 53 zone holding domainName"),
+        email_domain=read.pattern(
+            "emailDomain",
+            read.string("emailDomain", domain),
+            _DOMAIN,
+            "a DNS name in the zone hostedZoneId (default: domainName)",
+        ),
         image_tag=read.raw("imageTag"),
         db_instance_class=read.string("dbInstanceClass", defaults.db_instance_class),
         db_allocated_storage_gb=read.integer(

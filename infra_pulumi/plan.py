@@ -227,6 +227,21 @@ class OfflineMocks(pulumi.runtime.Mocks):
             },
             "aws:route53/record:Record": {"fqdn": str(inputs.get("name", name))},
             "aws:kms/key:Key": {"keyId": f"{name}-key-id"},
+            "aws:sesv2/emailIdentity:EmailIdentity": {
+                "arn": (
+                    f"arn:aws:ses:{region}:{MOCK_ACCOUNT}:identity/{inputs.get('emailIdentity')}"
+                ),
+                "dkimSigningAttributes": {
+                    "tokens": [f"offlinedkim{index}{name}" for index in range(3)],
+                    "status": "PENDING",
+                },
+            },
+            "aws:sesv2/configurationSet:ConfigurationSet": {
+                "arn": (
+                    f"arn:aws:ses:{region}:{MOCK_ACCOUNT}:configuration-set/"
+                    f"{inputs.get('configurationSetName')}"
+                ),
+            },
             "aws:cognito/userPool:UserPool": {"id": f"{region}_Offline123"},
             "aws:serverlessrepository/cloudFormationStack:CloudFormationStack": {
                 "outputs": {

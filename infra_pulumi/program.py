@@ -13,6 +13,7 @@ from infra_pulumi.components.cdn import Cdn
 from infra_pulumi.components.ci_identity import CiIdentity
 from infra_pulumi.components.compute import Compute, ComputeInputs
 from infra_pulumi.components.database import DATABASE_NAME, Database
+from infra_pulumi.components.email import Email
 from infra_pulumi.components.flows_worker import FlowsInputs, FlowsWorker
 from infra_pulumi.components.grafana import GrafanaContent
 from infra_pulumi.components.logs import LogGroups
@@ -59,6 +60,7 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         cache = Cache("cache", config, network.isolated_subnet_ids, groups.cache.id, key_arn)
         secret_arns["REDIS_URL"] = secrets.add("redis-url", cache.redis_url).arn
         observability = Observability("observability", config, account_id)
+    email = Email("email", config, account_id)
 
     compute = Compute(
         "compute",
@@ -84,6 +86,8 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
             remote_write_url=observability.remote_write_url if observability else None,
             workspace_arn=observability.workspace.arn if observability else None,
             origin_verify=secrets.origin_verify,
+            email_environment=email.api_environment(f"https://{config.domain_name}"),
+            email_send_policy=email.send_policy(),
         ),
     )
     cdn = Cdn(
@@ -105,6 +109,7 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         "migrationTaskFamily": compute.migration_task_family,
         "runTaskNetwork": compute.run_task_network,
         "backupBucket": storage.backup_bucket.bucket,
+        "emailEventsTopicArn": email.events_topic.arn,
     }
     if observability is None or compute.balancer is None or compute.listener is None:
         return outputs  # a dev stack: the API and its database

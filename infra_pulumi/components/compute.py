@@ -49,6 +49,9 @@ class ComputeInputs:
     remote_write_url: pulumi.Input[str] | None
     workspace_arn: pulumi.Input[str] | None
     origin_verify: pulumi.Input[str]
+    # EMAIL_* settings of the SES transport, and the one SES permission the API holds.
+    email_environment: Mapping[str, pulumi.Input[str]]
+    email_send_policy: pulumi.Input[str]
 
 
 class Compute(pulumi.ComponentResource):
@@ -180,6 +183,7 @@ class Compute(pulumi.ComponentResource):
             "CORS_ORIGINS": f"https://{config.domain_name}",
             # CloudFront and the ALB both live outside the task; only the VPC's ALB is trusted.
             "TRUSTED_PROXIES": config.vpc_cidr,
+            **self._inputs.email_environment,
         }
 
     def _api_env(self) -> dict[str, pulumi.Input[str]]:
@@ -306,7 +310,8 @@ class Compute(pulumi.ComponentResource):
         task_role = aws.iam.Role(
             f"{name}-api-task",
             assume_role_policy=service_trust("ecs-tasks.amazonaws.com"),
-            description="API task: its database secret; the ADOT sidecar writes metrics to AMP",
+            description="API task: its database secret, sending email through SES; the ADOT "
+            "sidecar writes metrics to AMP",
             tags=tags(config, "api-task"),
             opts=child(self),
         )
@@ -314,6 +319,12 @@ class Compute(pulumi.ComponentResource):
             f"{name}-api-task-database",
             role=task_role.name,
             policy=read_secrets_document([inputs.app_database_secret_arn], inputs.kms_key_arn),
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-api-task-email",
+            role=task_role.name,
+            policy=inputs.email_send_policy,
             opts=child(self),
         )
         aws.iam.RolePolicy(
@@ -451,7 +462,7 @@ class Compute(pulumi.ComponentResource):
         role = aws.iam.Role(
             f"{name}-lambda",
             assume_role_policy=service_trust("lambda.amazonaws.com"),
-            description="API Lambda: VPC networking, logs, its own secrets",
+            description="API Lambda: VPC networking, logs, its own secrets, sending email",
             tags=tags(config, "lambda"),
             opts=child(self),
         )
@@ -467,6 +478,12 @@ class Compute(pulumi.ComponentResource):
             policy=read_secrets_document(
                 [*inputs.secret_arns.values(), inputs.app_database_secret_arn], inputs.kms_key_arn
             ),
+            opts=child(self),
+        )
+        aws.iam.RolePolicy(
+            f"{name}-lambda-email",
+            role=role.name,
+            policy=inputs.email_send_policy,
             opts=child(self),
         )
         # Lambda has no native secret injection: the function gets the ARNs (not the values)

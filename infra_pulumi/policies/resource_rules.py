@@ -13,6 +13,7 @@ from infra_pulumi.policies.model import (
     EGRESS_RULE,
     GITHUB_ISSUER,
     HTTPS,
+    IAM_POLICY,
     INGRESS_RULE,
     INSTANCE,
     LAMBDA,
@@ -21,6 +22,7 @@ from infra_pulumi.policies.model import (
     RDS,
     REPLICATION_GROUP,
     ROLE,
+    ROLE_POLICY,
     ROLE_TAG,
     SECURITY_GROUP,
     SG_RULE,
@@ -277,6 +279,32 @@ def github_trust_pinned(_: str, props: Props, facts: StackFacts) -> list[str]:
     return problems
 
 
+_SES_SEND = re.compile(
+    r"^(\*|ses:\*|ses:Send\*|ses:Send(Raw|Templated|BulkTemplated|Bulk)?Email)$", re.IGNORECASE
+)
+_SES_SENDING_RESOURCE = re.compile(
+    r"^arn:aws[\w-]*:ses:[\w-]+:\d{12}:(identity|configuration-set)/[^*?]+$"
+)
+
+
+def ses_send_scoped(_: str, props: Props, __: StackFacts) -> list[str]:
+    """Whoever may send through SES may do so from named identities only, never `*`: a role
+    allowed to send as any identity of the account can impersonate every domain it holds."""
+    problems = []
+    for statement in _statements(_document(props.get("policy"))):
+        actions = [str(action) for action in _as_list(statement.get("Action"))]
+        if statement.get("Effect") != "Allow" or not any(_SES_SEND.match(a) for a in actions):
+            continue
+        resources = [str(resource) for resource in _as_list(statement.get("Resource"))]
+        identities = [r for r in resources if ":identity/" in r and _SES_SENDING_RESOURCE.match(r)]
+        if not identities or not all(_SES_SENDING_RESOURCE.match(r) for r in resources):
+            problems.append(
+                "SES sending must name its identities (arn:aws:ses:…:identity/…) and "
+                "configuration sets, never '*'"
+            )
+    return problems
+
+
 _SECRET_NAME = re.compile(r"(SECRET|PASSWORD|PRIVATE|TOKEN|API_?KEY|CREDENTIAL)", re.IGNORECASE)
 _REFERENCE_NAME = re.compile(r"(_ARNS?|_ID|_NAME)$", re.IGNORECASE)
 
@@ -389,6 +417,12 @@ RESOURCE_RULES: tuple[ResourceRule, ...] = (
         "GitHub OIDC roles pin aud and sub to one repository environment",
         frozenset({ROLE}),
         github_trust_pinned,
+    ),
+    ResourceRule(
+        "ses-send-scoped",
+        "SES sending is allowed from named identities only",
+        frozenset({ROLE_POLICY, IAM_POLICY}),
+        ses_send_scoped,
     ),
     ResourceRule(
         "no-plaintext-secret-env",

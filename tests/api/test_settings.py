@@ -14,6 +14,9 @@ SECURE_PRODUCTION = {
     "REDIS_URL": "rediss://cache.internal:6379/0",
     "JWT_PRIVATE_KEYS": "-----BEGIN PRIVATE KEY-----\nabc\n-----END PRIVATE KEY-----\n",
     "METRICS_TOKEN": "m" * 40,
+    "EMAIL_BACKEND": "ses",
+    "EMAIL_FROM": "no-reply@example.com",
+    "EMAIL_LINK_BASE_URL": "https://app.example.com",
 }
 
 
@@ -108,6 +111,10 @@ def test_secure_production_configuration_loads(environment) -> None:
             "STRIPE_SECRET_KEY",
         ),
         ({"BOOTSTRAP_ADMIN_EMAIL": "admin@example.com"}, "BOOTSTRAP_ADMIN_PASSWORD"),
+        ({"EMAIL_BACKEND": "outbox"}, "EMAIL_BACKEND"),
+        ({"EMAIL_BACKEND": "smtp", "EMAIL_SMTP_URL": "smtp://relay:25"}, "EMAIL_SMTP_URL"),
+        ({"EMAIL_FROM": "Slipway <no-reply@localhost>"}, "EMAIL_FROM"),
+        ({"EMAIL_LINK_BASE_URL": "http://app.example.com"}, "EMAIL_LINK_BASE_URL"),
     ],
 )
 def test_production_refuses_missing_or_insecure_values(environment, override, named) -> None:

@@ -104,6 +104,13 @@ def _trust(condition: str, key: str, value: str) -> Callable[[Props], None]:
     return edit_json("assumeRolePolicy", edit)
 
 
+def _ses_resource(resource: str) -> Callable[[Props], None]:
+    def edit(document: Any) -> None:
+        document["Statement"][0]["Resource"] = resource
+
+    return edit_json("policy", edit)
+
+
 def _no_tls_statement(props: Props) -> None:
     document = json.loads(props["policy"])
     document["Statement"] = [s for s in document["Statement"] if s["Effect"] != "Deny"]
@@ -350,6 +357,14 @@ CASES = [
     ),
     Case(
         "stack-outputs-no-secrets", "prod", *STACK_OUTPUTS, _set_output("dbPassword", "plain words")
+    ),
+    Case("ses-send-scoped", "prod", m.ROLE_POLICY, "compute-api-task-email", _ses_resource("*")),
+    Case(
+        "ses-send-scoped",
+        "dev",
+        m.ROLE_POLICY,
+        "compute-lambda-email",
+        _ses_resource("arn:aws:ses:eu-west-1:123456789012:identity/*"),
     ),
 ]
 
