@@ -60,6 +60,8 @@ class SecurityGroups(pulumi.ComponentResource):
             self._ingress(
                 self.endpoints,
                 _Rule("HTTPS from the API to AWS APIs", HTTPS_PORT, source_group=self.app),
+                # The database credentials' rotation function runs in the worker group.
+                _Rule("HTTPS from workers to AWS APIs", HTTPS_PORT, source_group=self.worker),
             )
 
         cloudfront = aws.ec2.get_managed_prefix_list_output(name=CLOUDFRONT_PREFIX_LIST)
