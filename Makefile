@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd dashboards flows infra-plan infra-cost hooks bench actionlint-deps alerts-rehearse
+	erd reference dashboards flows infra-plan infra-cost hooks bench actionlint-deps alerts-rehearse
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -99,6 +99,9 @@ test: sync system-deps actionlint-deps lint ## install what tests need, lint, ru
 
 erd: sync ## regenerate docs/erd.md from the models
 	$(UV) run --no-sync python scripts/generate_erd.py
+
+reference: sync ## regenerate docs/reference.md (commands, settings, API, limits, metrics, flows)
+	$(UV) run --no-sync python -m scripts.generate_reference
 
 dashboards: sync ## regenerate the Grafana dashboard JSON in dashboards/generated/
 	$(UV) run --no-sync python -m dashboards.generate

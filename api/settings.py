@@ -46,71 +46,107 @@ def normalise_database_url(url: str) -> str:
 
 
 class Settings(BaseSettings):
+    # Each field's docstring is its description (docs/reference.md is generated from them).
     model_config = SettingsConfigDict(
-        env_file=None, case_sensitive=False, extra="ignore", frozen=True
+        env_file=None,
+        case_sensitive=False,
+        extra="ignore",
+        frozen=True,
+        use_attribute_docstrings=True,
     )
 
     app_env: AppEnv = "development"
+    """`development`, `test`, `staging` or `production`; staging and production refuse missing
+    or insecure values."""
     database_url: str = DEFAULT_DATABASE_URL
-    # Deployed: the user and password come from this Secrets Manager secret (JSON with
-    # `username`/`password`), read when connections open and re-read after a refusal
-    # (rotation); DATABASE_URL then names no user.
+    """Any SQLAlchemy async URL; `postgresql://` is mapped to psycopg."""
     database_secret_arn: str | None = None
+    """Deployed: a Secrets Manager secret (JSON `username`/`password`) read when connections
+    open and re-read after a refusal (rotation); DATABASE_URL then names no user."""
     aws_region: str | None = None
-    secrets_manager_endpoint: str | None = None  # another Secrets Manager (tests: moto)
-    # Migrations only: the least-privilege role the API runs as, created if absent with this
-    # password and granted DML on the application's tables after every upgrade.
+    """Region of the Secrets Manager (and SES) clients."""
+    secrets_manager_endpoint: str | None = None
+    """Another Secrets Manager endpoint (tests and rehearsals: moto)."""
     database_app_user: str | None = None
+    """Migrations only: the least-privilege role the API runs as, created if absent and granted
+    DML on the application's tables after every upgrade."""
     database_app_password: SecretStr | None = None
+    """Migrations only: the password of DATABASE_APP_USER."""
     redis_url: str | None = None
+    """`redis://` or `rediss://`; unset: the in-process limiter."""
 
     jwt_private_keys: SecretStr | None = None
+    """PEM EC P-256 keys, newest first: the first signs, all verify and appear in the JWKS
+    (development: generated once into `.data/`)."""
     jwt_issuer: str = Field(default="slipway", min_length=1)
+    """The `iss` of access tokens."""
     jwt_audience: str = Field(default="slipway-api", min_length=1)
+    """The `aud` of access tokens."""
     access_token_ttl_seconds: int = Field(default=900, ge=30, le=3600)
+    """Lifetime of an access token."""
     refresh_token_ttl_seconds: int = Field(default=1_209_600, ge=300, le=90 * 86_400)
+    """Lifetime of a session (refresh-token family)."""
 
     stripe_secret_key: SecretStr | None = None
+    """Unset: payment and billing endpoints answer 503 "payments are not configured"."""
     stripe_webhook_secrets: Annotated[list[SecretStr], NoDecode] = Field(default_factory=list)
+    """Comma-separated `whsec_...` secrets; any one may match (rotation)."""
     stripe_api_base: str | None = None
+    """Another Stripe API address (a local Stripe emulator)."""
 
     prices_file: Path | None = None
+    """The server-side catalog (TOML); unset: the bundled `api/payments/prices.toml`."""
     rate_limits_file: Path | None = None
+    """Overrides of the bundled rate-limit policies (TOML), any subset."""
     trusted_proxies: Annotated[list[IPNetwork], NoDecode] = Field(default_factory=list)
-    # The value CloudFront sends as `X-Origin-Verify`; only requests carrying it may name the
-    # viewer's address (`CloudFront-Viewer-Address`).
+    """CIDRs whose `X-Forwarded-For` is believed; production refuses `0.0.0.0/0` and `::/0`."""
     origin_verify_secret: SecretStr | None = None
+    """The value CloudFront sends as `X-Origin-Verify`; only requests carrying it may name the
+    viewer's address (`CloudFront-Viewer-Address`)."""
 
     metrics_token: SecretStr | None = None
+    """When set, `/metrics` needs `Authorization: Bearer <token>`."""
     bootstrap_admin_email: str | None = None
+    """At start-up, create this admin if absent (idempotent)."""
     bootstrap_admin_password: SecretStr | None = None
+    """The bootstrap admin's password (the registration policy applies)."""
     cors_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # Origins (scheme://host[:port]) that Checkout and the billing portal may send users back to.
+    """Comma-separated origins allowed by CORS; production refuses `null`."""
     billing_redirect_origins: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # How long a past_due subscription keeps its entitlements while Stripe retries the payment.
+    """Origins (`scheme://host[:port]`) Checkout and the billing portal may send users back to."""
     billing_grace_period_days: int = Field(default=7, ge=0, le=60)
-    # prometheus_client's own variable: set when several worker processes share metrics.
+    """How long a past_due subscription keeps its entitlements while Stripe retries."""
     prometheus_multiproc_dir: Path | None = None
+    """prometheus_client's own variable: set when several worker processes share metrics."""
 
-    # Outgoing email (docs/accounts.md). Unset EMAIL_BACKEND: smtp when EMAIL_SMTP_URL is set,
-    # else the outbox directory (development).
     email_backend: EmailBackend | None = None
+    """`outbox`, `smtp` or `ses`; unset: smtp when EMAIL_SMTP_URL is set, else the outbox."""
     email_smtp_url: SecretStr | None = None
+    """`smtp://user:pass@host:port?starttls=true`."""
     email_from: str = Field(default="Slipway <no-reply@localhost>", min_length=3, max_length=320)
+    """The From address of every message."""
     email_outbox_dir: Path = Path(".data") / "outbox"
+    """Where the outbox backend writes `.eml` files (development)."""
     email_ses_configuration_set: str | None = None
+    """The SES configuration set that records bounces and complaints."""
     email_max_attempts: int = Field(default=5, ge=1, le=20)
+    """Delivery attempts before a message is counted as failed."""
     email_retry_base_seconds: float = Field(default=2.0, gt=0, le=300)
+    """First retry delay; later ones back off exponentially."""
     email_queue_size: int = Field(default=1000, ge=1, le=100_000)
+    """Messages waiting for the background sender at most; beyond it, new ones are dropped
+    and counted."""
     product_name: str = Field(default="Slipway", min_length=1, max_length=100)
+    """The product name in email subjects and bodies."""
 
-    # Accounts (docs/accounts.md). Links in emails point at EMAIL_LINK_BASE_URL, the product's
-    # own front end, which posts the token back to the API.
     email_link_base_url: str = "http://127.0.0.1:8000"
-    # Unset: required in staging and production, not in development or tests.
+    """Base of the links in emails: the product's own front end, which posts the token back."""
     require_verified_email: bool | None = None
+    """Whether unverified users may log in; unset: required in staging and production only."""
     email_verification_ttl_seconds: int = Field(default=172_800, ge=300, le=30 * 86_400)
+    """Lifetime of an email verification link."""
     password_reset_ttl_seconds: int = Field(default=1800, ge=300, le=86_400)
+    """Lifetime of a password reset link."""
 
     @field_validator("database_url")
     @classmethod
