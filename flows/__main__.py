@@ -111,6 +111,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=90,
         help="churn window in days (default 90)",
     )
+    debt.add_argument(
+        "--include-tests",
+        action="store_true",
+        help="rank test files as hotspots too (generated files never are)",
+    )
 
     serve = commands.add_parser(
         "serve", help="serve prefect.yaml's scheduled deployments (needs a Prefect API)"
@@ -194,7 +199,12 @@ def _reconcile(args: argparse.Namespace) -> FlowOutcome:
 def _tech_debt(args: argparse.Namespace) -> FlowOutcome:
     from flows.tech_debt.pipeline import run_tech_debt
 
-    return run_tech_debt(repo=args.repo, since_days=args.since, reports_dir=args.reports_dir)
+    return run_tech_debt(
+        repo=args.repo,
+        since_days=args.since,
+        include_tests=args.include_tests,
+        reports_dir=args.reports_dir,
+    )
 
 
 RUNNERS: dict[str, Callable[[argparse.Namespace], FlowOutcome]] = {

@@ -39,9 +39,14 @@ class StoredObject:
     kms_key_id: str | None
 
 
-def s3_client(endpoint_url: str | None = None) -> Any:
+def boto_client(service: str, endpoint_url: str | None = None) -> Any:
+    """A boto3 client with standard retries; endpoints from boto3's own variables unless given."""
     config = Config(retries={"max_attempts": 5, "mode": "standard"})
-    return boto3.client("s3", endpoint_url=endpoint_url, config=config)
+    return boto3.client(service, endpoint_url=endpoint_url, config=config)
+
+
+def s3_client(endpoint_url: str | None = None) -> Any:
+    return boto_client("s3", endpoint_url)
 
 
 def _encryption_arguments(kms_key_id: str | None) -> dict[str, str]:

@@ -35,10 +35,15 @@ class FlowsSettings(BaseSettings):
     # tech-debt in a container: the repository to clone (HTTPS) and a read-only token for it.
     tech_debt_repo_url: str | None = Field(None, validation_alias="TECH_DEBT_REPO_URL")
     tech_debt_git_token: SecretStr | None = Field(None, validation_alias="TECH_DEBT_GIT_TOKEN")
+    tech_debt_git_token_secret_arn: str | None = Field(
+        None, validation_alias="TECH_DEBT_GIT_TOKEN_SECRET_ARN"
+    )
     # The image tag the deploy pipeline registers the deployments under (their version).
     image_tag: str | None = Field(None, validation_alias="FLOWS_IMAGE_TAG")
-    # Failed or crashed flow runs are published to this SNS topic (the alerts' Slack/email path).
+    # Failed or crashed flow runs are published to this SNS topic (the alerts' Slack/email path),
+    # naming the stack.
     alerts_topic_arn: str | None = Field(None, validation_alias="FLOWS_ALERTS_TOPIC_ARN")
+    stack: str = Field("local", validation_alias="FLOWS_STACK")
 
 
 def flows_settings() -> FlowsSettings:

@@ -22,10 +22,13 @@ from flows.tech_debt.analysis import (
     churn,
     complexity,
     dead_code,
+    hotspot_candidate,
+    is_generated_file,
     lint_counts,
     markers,
     tracked_files,
 )
+from flows.tech_debt.repository import working_tree
 
 FLOW_NAME = "tech-debt"
 TOP_HOTSPOTS = 20
@@ -46,6 +49,7 @@ class Hotspot:
 def rank_hotspots(
     changes: dict[str, Churn], complexities: dict[str, Complexity], limit: int = TOP_HOTSPOTS
 ) -> list[Hotspot]:
+    """Files in both maps with some complexity, highest commits x complexity first."""
     hotspots = [
         Hotspot(
             file=name,
@@ -63,19 +67,30 @@ def rank_hotspots(
     return hotspots[:limit]
 
 
-def analyse(repo: Path, since_days: int) -> dict[str, Any]:
-    """Every measurement, as the JSON report's body (without the trend)."""
+def analyse(
+    repo: Path, since_days: int, include_tests: bool = False, label: str | None = None
+) -> dict[str, Any]:
+    """Every measurement, as the JSON report's body (without the trend). `label` names the
+    repository in the report (a clone's URL rather than its temporary path)."""
     repo = repo.resolve()
     files = tracked_files(repo)
     complexities = complexity(repo, files)
-    hotspots = rank_hotspots(churn(repo, since_days), complexities)
-    unused = dead_code(repo, files)
-    found_markers = markers(repo, files)
+    candidates = {
+        name: measured
+        for name, measured in complexities.items()
+        if hotspot_candidate(repo, name, include_tests)
+    }
+    hotspots = rank_hotspots(churn(repo, since_days), candidates)
+    # Generated code's dead code and markers are its generator's business.
+    own = [name for name in files if not is_generated_file(repo, name)]
+    unused = dead_code(repo, own)
+    found_markers = markers(repo, own)
     lint = lint_counts(repo)
     return {
         "flow": FLOW_NAME,
-        "repo": str(repo),
+        "repo": label or str(repo),
         "since_days": since_days,
+        "tests_included": include_tests,
         "summary": {
             "files": len(files),
             "python_files": len(complexities),
@@ -196,5 +211,13 @@ def write_tech_debt_report(report: dict[str, Any], reports_dir: Path) -> FlowOut
     )
 
 
-def run_tech_debt(*, repo: Path, since_days: int = 90, reports_dir: Path) -> FlowOutcome:
-    return write_tech_debt_report(analyse(repo, since_days), reports_dir)
+def analyse_repository(repo: Path, since_days: int, include_tests: bool = False) -> dict[str, Any]:
+    """`analyse` on `repo`, or on a fresh shallow clone where `repo` has no history."""
+    with working_tree(repo, since_days) as tree:
+        return analyse(tree.path, since_days, include_tests, tree.label)
+
+
+def run_tech_debt(
+    *, repo: Path, since_days: int = 90, include_tests: bool = False, reports_dir: Path
+) -> FlowOutcome:
+    return write_tech_debt_report(analyse_repository(repo, since_days, include_tests), reports_dir)

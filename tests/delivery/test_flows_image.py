@@ -76,6 +76,11 @@ def test_the_worker_runs_the_process_pool_from_slipway_home() -> None:
     assert re.search(r'CMD \["prefect", "worker", "start", "--pool", "slipway-process"', runtime)
 
 
+def test_the_flows_image_has_git_for_the_tech_debt_clone() -> None:
+    installs = re.findall(r"apt-get install [^\n]*", _stage("runtime"))
+    assert any(re.search(r"\bgit\b", line) for line in installs)
+
+
 def test_the_api_image_has_no_flows_tooling() -> None:
     api = (ROOT / "Dockerfile").read_text(encoding="utf-8")
     assert "--group flows" not in api
