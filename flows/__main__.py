@@ -91,6 +91,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="restore into a scratch database and compare tables and row counts (default on)",
     )
 
+    restore = commands.add_parser(
+        "restore",
+        help="restore the newest backup taken at or before --at into an empty database, "
+        "checking its sha256 and row counts",
+    )
+    restore.add_argument("--bucket", required=True)
+    restore.add_argument("--prefix", default="backups/", help="key prefix (default backups/)")
+    restore.add_argument(
+        "--at",
+        type=_iso_datetime,
+        metavar="ISO",
+        help="restore the newest backup taken at or before this time (default: now)",
+    )
+    restore.add_argument(
+        "--target-database-url", required=True, help="an empty PostgreSQL database"
+    )
+    restore.add_argument("--s3-endpoint-url", help="an S3-compatible endpoint instead of AWS")
+    restore.add_argument(
+        "--force",
+        action="store_true",
+        help="restore even though the target database has tables (pg_restore --clean)",
+    )
+
     reconcile = commands.add_parser(
         "reconcile-payments", help="compare local payments with Stripe, replay missed events"
     )
@@ -185,6 +208,22 @@ def _backup(args: argparse.Namespace) -> FlowOutcome:
     )
 
 
+def _restore(args: argparse.Namespace) -> FlowOutcome:
+    from flows.backup.restore import RestoreOptions, run_restore
+
+    return run_restore(
+        RestoreOptions(
+            bucket=args.bucket,
+            target_database_url=args.target_database_url,
+            prefix=args.prefix,
+            at=args.at,
+            s3_endpoint_url=args.s3_endpoint_url,
+            force=args.force,
+        ),
+        reports_dir=args.reports_dir,
+    )
+
+
 def _reconcile(args: argparse.Namespace) -> FlowOutcome:
     from flows.reconcile_payments.pipeline import run_reconciliation
 
@@ -210,6 +249,7 @@ def _tech_debt(args: argparse.Namespace) -> FlowOutcome:
 RUNNERS: dict[str, Callable[[argparse.Namespace], FlowOutcome]] = {
     "dependency-scan": _dependency_scan,
     "backup": _backup,
+    "restore": _restore,
     "reconcile-payments": _reconcile,
     "tech-debt": _tech_debt,
 }

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
@@ -76,7 +77,12 @@ def _read_part(stream: IO[bytes]) -> bytes:
 
 
 def upload_stream(
-    client: Any, stream: IO[bytes], bucket: str, key: str, kms_key_id: str | None
+    client: Any,
+    stream: IO[bytes],
+    bucket: str,
+    key: str,
+    kms_key_id: str | None,
+    on_bytes: Callable[[int], None] | None = None,
 ) -> StoredObject:
     """Multipart-upload everything `stream` yields; the upload is aborted if anything fails,
     so no half-written object (nor its billed parts) is left behind."""
@@ -104,6 +110,8 @@ def upload_stream(
                 Bucket=bucket, Key=key, UploadId=upload_id, PartNumber=len(parts) + 1, Body=data
             )
             parts.append({"ETag": response["ETag"], "PartNumber": len(parts) + 1})
+            if on_bytes is not None:
+                on_bytes(len(data))
             if len(data) < PART_SIZE:
                 break
         completed = client.complete_multipart_upload(
@@ -146,7 +154,13 @@ def put_bytes(
         raise _storage_error("PutObject", exc) from exc
 
 
-def download(client: Any, bucket: str, key: str, destination: Path) -> tuple[int, str]:
+def download(
+    client: Any,
+    bucket: str,
+    key: str,
+    destination: Path,
+    on_bytes: Callable[[int], None] | None = None,
+) -> tuple[int, str]:
     """Write the object to `destination`; returns its size and sha256."""
     digest = hashlib.sha256()
     total = 0
@@ -157,6 +171,8 @@ def download(client: Any, bucket: str, key: str, destination: Path) -> tuple[int
                 digest.update(chunk)
                 total += len(chunk)
                 file.write(chunk)
+                if on_bytes is not None:
+                    on_bytes(len(chunk))
     except (BotoCoreError, ClientError) as exc:
         raise _storage_error("GetObject", exc) from exc
     return total, digest.hexdigest()

@@ -21,6 +21,7 @@ from flows.backup.pipeline import (
     write_backup_report,
 )
 from flows.backup.postgres import BackupError
+from flows.notifications import notify_failure
 from flows.policies import run_policy
 from flows.prefect_support import failures_recorded, finish_prefect_run
 from flows.reports import DEFAULT_REPORTS_DIR
@@ -30,7 +31,13 @@ verify_task = task(name="restore-and-compare")(verify_backup)
 report_task = task(name="write-report")(write_backup_report)
 
 
-@flow(name=FLOW_NAME, log_prints=True, **run_policy(FLOW_NAME))
+@flow(
+    name=FLOW_NAME,
+    log_prints=True,
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+    **run_policy(FLOW_NAME),
+)
 def backup_flow(
     bucket: str | None = None,
     prefix: str = "backups/",

@@ -29,6 +29,7 @@ from flows.backup.postgres import (
     take_inventory,
     tool_version,
 )
+from flows.progress import ByteProgress
 from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, write_json
 from flows.s3 import StoredObject, download, put_bytes, s3_client, upload_stream
 
@@ -74,7 +75,16 @@ def dump_to_s3(options: BackupOptions, now: datetime | None = None) -> dict[str,
         dump = start_dump(connection, snapshot, messages)
         assert dump.stdout is not None
         try:
-            stored = upload_stream(client, dump.stdout, options.bucket, key, options.kms_key_id)
+            # pg_dump's output size is not known in advance: bytes and rate, no share.
+            with ByteProgress("backup upload") as progress:
+                stored = upload_stream(
+                    client,
+                    dump.stdout,
+                    options.bucket,
+                    key,
+                    options.kms_key_id,
+                    on_bytes=progress.advance,
+                )
         finally:
             dump.stdout.close()
             returncode = dump.wait()
@@ -140,9 +150,14 @@ def verify_backup(options: BackupOptions, manifest: dict[str, Any]) -> Verificat
     connection = Connection.from_url(options.database_url)
     with tempfile.TemporaryDirectory(prefix="slipway-backup-") as directory:
         dump_path = Path(directory) / "backup.dump"
-        size, sha256 = download(
-            client, manifest["object"]["bucket"], manifest["object"]["key"], dump_path
-        )
+        with ByteProgress("backup verification download", int(manifest["bytes"])) as progress:
+            size, sha256 = download(
+                client,
+                manifest["object"]["bucket"],
+                manifest["object"]["key"],
+                dump_path,
+                on_bytes=progress.advance,
+            )
         if sha256 != manifest["sha256"] or size != manifest["bytes"]:
             return Verification(verified=False, sha256_matches=False)
         with scratch_database(connection) as scratch:

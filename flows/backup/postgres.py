@@ -150,13 +150,15 @@ def start_dump(
         raise BackupError("pg_dump is not installed (Debian package postgresql-client)") from exc
 
 
-def restore(connection: Connection, dump: Path) -> None:
+def restore(connection: Connection, dump: Path, *, clean: bool = False) -> None:
+    """pg_restore `dump` into the database; `clean` first drops what the dump recreates."""
     command = [
         "pg_restore",
         "--no-password",
         "--no-owner",
         "--no-acl",
         "--exit-on-error",
+        *(["--clean", "--if-exists"] if clean else []),
         f"--dbname={connection.conninfo}",
         str(dump),
     ]

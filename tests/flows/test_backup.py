@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 
 from flows.__main__ import main
@@ -22,54 +19,10 @@ from flows.backup.pipeline import (
     verify_backup,
 )
 from flows.backup.postgres import Connection
+from tests.flows.conftest import SOURCE_TABLES
 from tests.flows.helpers import flow_runs
-from tests.services import create_scratch_postgres_database, drop_postgres_database
 
 pytestmark = pytest.mark.postgres
-
-SOURCE_TABLES = {"public.customers": 3, "billing.invoices": 5, "public.empty": 0}
-
-
-@pytest.fixture(scope="module")
-def source_database() -> Iterator[str]:
-    url = create_scratch_postgres_database()
-    connection = Connection.from_url(url)
-    try:
-        with connection.connect() as database:
-            database.execute("CREATE TABLE customers (id int PRIMARY KEY, name text NOT NULL)")
-            database.execute("INSERT INTO customers VALUES (1, 'ada'), (2, 'grace'), (3, 'edsger')")
-            database.execute("CREATE SCHEMA billing")
-            database.execute(
-                "CREATE TABLE billing.invoices (id serial PRIMARY KEY, "
-                "customer_id int REFERENCES customers (id), cents bigint)"
-            )
-            database.execute(
-                "INSERT INTO billing.invoices (customer_id, cents) "
-                "SELECT 1 + n % 3, n * 100 FROM generate_series(1, 5) AS n"
-            )
-            database.execute("CREATE TABLE empty (id int)")
-        yield url
-    finally:
-        drop_postgres_database(url)
-
-
-@pytest.fixture
-def s3(moto_endpoint: str) -> Any:
-    return boto3.client("s3", endpoint_url=moto_endpoint)
-
-
-@pytest.fixture
-def bucket(s3: Any) -> str:
-    name = f"slipway-backups-{uuid.uuid4().hex[:8]}"
-    s3.create_bucket(Bucket=name)
-    return name
-
-
-@pytest.fixture
-def kms_key_id(moto_endpoint: str) -> str:
-    kms = boto3.client("kms", endpoint_url=moto_endpoint)
-    key_id: str = kms.create_key(Description="slipway backup test")["KeyMetadata"]["KeyId"]
-    return key_id
 
 
 def verify_databases_left(source_url: str) -> list[str]:
