@@ -14,6 +14,7 @@ from flows.dependency_scan.pipeline import (
     scan_dependencies,
     write_scan_reports,
 )
+from flows.notifications import notify_failure
 from flows.policies import run_policy
 from flows.prefect_support import failures_recorded, finish_prefect_run
 from flows.reports import DEFAULT_REPORTS_DIR
@@ -25,7 +26,13 @@ scan_task = task(name="match-advisories")(scan_dependencies)
 write_reports_task = task(name="write-reports")(write_scan_reports)
 
 
-@flow(name=FLOW_NAME, log_prints=True, **run_policy(FLOW_NAME))
+@flow(
+    name=FLOW_NAME,
+    log_prints=True,
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+    **run_policy(FLOW_NAME),
+)
 def dependency_scan_flow(
     lock: str | None = "uv.lock",
     requirements: str | None = None,

@@ -12,6 +12,7 @@ from pathlib import Path
 from prefect import flow, task
 
 from api.settings import Settings
+from flows.notifications import notify_failure
 from flows.policies import run_policy
 from flows.prefect_support import failures_recorded, finish_prefect_run
 from flows.reconcile_payments.pipeline import (
@@ -31,7 +32,13 @@ async def reconcile_task(database_url: str, since: datetime, dry_run: bool) -> R
 report_task = task(name="write-report")(write_reconciliation_report)
 
 
-@flow(name=FLOW_NAME, log_prints=True, **run_policy(FLOW_NAME))
+@flow(
+    name=FLOW_NAME,
+    log_prints=True,
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+    **run_policy(FLOW_NAME),
+)
 async def reconcile_payments_flow(
     lookback_hours: int = 72,
     since: datetime | None = None,

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from prefect import flow, task
 
+from flows.notifications import notify_failure
 from flows.policies import run_policy
 from flows.prefect_support import failures_recorded, finish_prefect_run
 from flows.reports import DEFAULT_REPORTS_DIR
@@ -15,7 +16,13 @@ analyse_task = task(name="analyse-repository")(analyse_repository)
 report_task = task(name="write-report")(write_tech_debt_report)
 
 
-@flow(name=FLOW_NAME, log_prints=True, **run_policy(FLOW_NAME))
+@flow(
+    name=FLOW_NAME,
+    log_prints=True,
+    on_failure=[notify_failure],
+    on_crashed=[notify_failure],
+    **run_policy(FLOW_NAME),
+)
 def tech_debt_flow(
     repo: str = ".",
     since: int = 90,

@@ -533,6 +533,8 @@ class FlowsWorker(pulumi.ComponentResource):
                             "FLOWS_REPORTS_BUCKET": reports_bucket,
                             "FLOWS_ALERTS_TOPIC_ARN": topic_arn,
                             "FLOWS_STACK": config.name_prefix,
+                            # Failure notices link to the run in the UI.
+                            "PREFECT_UI_URL": self.prefect_ui_url,
                             "TECH_DEBT_REPO_URL": f"https://github.com/{config.github_repository}.git",
                             "TECH_DEBT_GIT_TOKEN_SECRET_ARN": git_token_arn,
                         }

@@ -4,6 +4,7 @@ and one flow run under a real (temporary) Prefect server: the only test paying i
 from __future__ import annotations
 
 import importlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -121,3 +122,49 @@ def test_a_flow_run_under_prefect_writes_artifacts_and_records_its_outcome(
         "success",
         "success",
     ]
+
+
+def test_a_failed_flow_run_notifies_the_pages_topic_in_chatbot_format(
+    prefect_harness: str,
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    recording_database: str,
+    tmp_path: Path,
+) -> None:
+    import boto3
+
+    from flows.dependency_scan.flow import dependency_scan_flow
+    from infra_pulumi.rehearsal.notifications import chatbot_problems
+
+    sns = boto3.client("sns", endpoint_url=moto_endpoint)
+    sqs = boto3.client("sqs", endpoint_url=moto_endpoint)
+    topic = sns.create_topic(Name="slipway-test-alerts-pages")["TopicArn"]
+    queue = sqs.create_queue(QueueName="slipway-test-slack")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue, AttributeNames=["QueueArn"])
+    sns.subscribe(
+        TopicArn=topic,
+        Protocol="sqs",
+        Endpoint=queue_arn["Attributes"]["QueueArn"],
+        Attributes={"RawMessageDelivery": "true"},
+    )
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("FLOWS_ALERTS_TOPIC_ARN", topic)
+    monkeypatch.setenv("FLOWS_STACK", "slipway-test")
+
+    state = dependency_scan_flow.with_options(retries=0)(
+        lock=None,
+        requirements=str(tmp_path / "missing-requirements.txt"),
+        advisory_db=str(FIXTURES / "advisories"),
+        reports_dir=str(tmp_path / "reports"),
+        return_state=True,
+    )
+
+    assert state.is_failed()
+    received = sqs.receive_message(QueueUrl=queue, WaitTimeSeconds=5)["Messages"]
+    (message,) = [m["Body"] for m in received]
+    assert chatbot_problems(message) == []  # Chatbot would relay it to Slack
+    notice = json.loads(message)
+    assert notice["content"]["title"] == ":x: Flow run failed: dependency-scan (slipway-test)"
+    assert "missing-requirements.txt" in notice["content"]["description"]
+    assert notice["metadata"]["threadId"] == "slipway-test/flow/dependency-scan"
+    assert notice["content"]["keywords"] == ["page", "slipway-test"]

@@ -80,6 +80,7 @@ def test_the_worker_keeps_reports_clones_with_the_token_and_notifies_pages(prod:
     assert env["TECH_DEBT_GIT_TOKEN_SECRET_ARN"] == secret["arn"]
     assert env["FLOWS_ALERTS_TOPIC_ARN"] == pages
     assert env["FLOWS_STACK"] == "slipway-prod"
+    assert env["PREFECT_UI_URL"] == prod.outputs["prefectUiUrl"]
     # The token is put there by an operator: no value in the stack or its state.
     assert not of_type(prod, "aws:secretsmanager/secretVersion:SecretVersion") or all(
         version.props["secretId"] != secret["arn"]
