@@ -1,4 +1,4 @@
-"""Slipway's ops flows (CONTRACT.md section 6): backup, reconcile-payments, dependency-scan,
+"""Slipway's ops flows: backup, reconcile-payments, dependency-scan,
 tech-debt.
 
 Each flow is a package of plain functions (importable and tested without Prefect) plus a thin

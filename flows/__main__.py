@@ -1,4 +1,4 @@
-"""`python -m flows <name> [options]`: run one ops flow once (CONTRACT.md section 6).
+"""`python -m flows <name> [options]`: run one ops flow once.
 
 The plain pipeline runs in this process, without a Prefect server; under a Prefect flow run
 the same code also writes artifacts. The JSON report's path is the last line printed.
