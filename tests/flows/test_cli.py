@@ -124,7 +124,15 @@ def test_a_failing_run_exits_2_with_a_report_and_records_a_failure(
             ],
         ),
         ("reconcile-payments", ["--database-url", "--since", "--dry-run"]),
-        ("tech-debt", ["--repo", "--since"]),
+        ("tech-debt", ["--repo", "--since", "--include-tests"]),
+        (
+            "restore",
+            [
+                *("--bucket", "--prefix", "--at", "--target-database-url"),
+                *("--s3-endpoint-url", "--force"),
+            ],
+        ),
+        ("deploy", ["--prefect-yaml", "--version", "--wait"]),
     ],
 )
 def test_every_flow_offers_the_contract_options(
