@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd reference dashboards flows infra-plan infra-cost hooks bench actionlint-deps alerts-rehearse
+	erd reference dashboards flows infra-plan infra-cost infra-rehearse hooks bench actionlint-deps alerts-rehearse
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -119,6 +119,10 @@ flows: sync migrate ## Prefect server + UI on :4200 serving the four scheduled o
 
 infra-plan: sync ## offline table of the resources STACK (dev|staging|prod) would create, under Pulumi mocks
 	$(UV) run --no-sync python -m infra_pulumi.plan --stack $(STACK)
+
+# Bytecode caching on: the stack program imports megabytes of generated pulumi_aws code.
+infra-rehearse: sync ## run every ECS task and the Lambda config of STACK locally against local counterparts; one line per task
+	env -u PYTHONDONTWRITEBYTECODE $(UV) run --no-sync python -m infra_pulumi.rehearsal.tasks --stack $(STACK)
 
 alerts-rehearse: sync system-deps ## real Prometheus + Alertmanager deliver a page (Slack/Chatbot) and a ticket (e-mail); last line JSON
 	$(UV) run --no-sync python -m infra_pulumi.rehearsal.alerts
