@@ -99,7 +99,7 @@ async def test_a_failed_payment_update_logs_no_client_secret(
     caplog.set_level(logging.INFO)  # the level the app logs at
     response = await client.post(
         "/v1/payments",
-        json={"price_id": "price_starter_monthly", "quantity": 1},
+        json={"price_id": "price_credits_usd", "quantity": 1},
         headers={**user["headers"], "Idempotency-Key": "leak-check"},
     )
     assert response.status_code == 500, response.text

@@ -59,7 +59,7 @@ async def outage(app_harness: AppHarness, postgres_url: str) -> AsyncIterator[Ou
 
 
 def _calls(user: dict[str, Any]) -> dict[str, Call]:
-    payment = {"price_id": "price_starter_monthly", "quantity": 1}
+    payment = {"price_id": "price_credits_usd", "quantity": 1}
     event = make_event("payment_intent.succeeded", {"id": "pi_outage", "object": "payment_intent"})
     credentials = {"email": user["email"], "password": user["password"]}
     return {
