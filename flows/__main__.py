@@ -96,7 +96,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="restore the newest backup taken at or before --at into an empty database, "
         "checking its sha256 and row counts",
     )
-    restore.add_argument("--bucket", required=True)
+    restore.add_argument("--bucket", required=True, help="the backup bucket")
     restore.add_argument("--prefix", default="backups/", help="key prefix (default backups/)")
     restore.add_argument(
         "--at",
@@ -126,7 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     debt = commands.add_parser("tech-debt", help="hotspots, dead code, markers, lint, trend")
-    debt.add_argument("--repo", type=Path, required=True, metavar="PATH")
+    debt.add_argument(
+        "--repo",
+        type=Path,
+        required=True,
+        metavar="PATH",
+        help="a git working tree; without history there, TECH_DEBT_REPO_URL is cloned",
+    )
     debt.add_argument(
         "--since",
         type=_positive_int,
