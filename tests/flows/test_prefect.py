@@ -168,3 +168,53 @@ def test_a_failed_flow_run_notifies_the_pages_topic_in_chatbot_format(
     assert "missing-requirements.txt" in notice["content"]["description"]
     assert notice["metadata"]["threadId"] == "slipway-test/flow/dependency-scan"
     assert notice["content"]["keywords"] == ["page", "slipway-test"]
+
+
+def test_a_run_under_prefect_links_its_kept_report_and_shows_download_progress(
+    prefect_harness: str,
+    moto_endpoint: str,
+    monkeypatch: pytest.MonkeyPatch,
+    recording_database: str,
+    tmp_path: Path,
+) -> None:
+    import boto3
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    from flows.dependency_scan.flow import dependency_scan_flow
+    from tests.flows.advisory_server import build_osv_zip, serve_directory
+
+    reports = "slipway-prefect-reports"
+    boto3.client("s3", endpoint_url=moto_endpoint).create_bucket(Bucket=reports)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", moto_endpoint)
+    monkeypatch.setenv("FLOWS_REPORTS_BUCKET", reports)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("jinja2==2.11.3\n")
+    build_osv_zip(tmp_path / "all.zip")
+
+    with serve_directory(tmp_path) as url:
+        state = dependency_scan_flow(
+            lock=None,
+            requirements=str(requirements),
+            advisory_db=str(tmp_path / "fetched-database"),
+            advisory_db_url=f"{url}/all.zip",
+            reports_dir=str(tmp_path / "reports"),
+            return_state=True,
+        )
+
+    assert state.is_completed()
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                flow_run_id=ArtifactFilterFlowRunId(any_=[state.state_details.flow_run_id])
+            )
+        )
+    by_key = {artifact.key: artifact for artifact in artifacts}
+    # Prefect stores a link artifact as its Markdown rendering.
+    link = by_key["dependency-scan-report-link"]
+    assert f"s3://{reports}/reports/dependency-scan/" in str(link.data)
+    assert f"{moto_endpoint}/{reports}/reports/dependency-scan/" in str(link.data)
+    progress = by_key["advisory-database-download-progress"]
+    assert progress.type == "progress"
+    assert progress.data == 100.0
+    assert "advisory database download" in str(progress.description)
