@@ -55,6 +55,7 @@ async def client(
     app = await app_harness.start(payments_settings(postgres_url, localstripe_url))
     async with AppHarness.client(app) as http:
         yield http
+    await app.state.database.dispose()  # its pool would hold connections until the session ends
 
 
 def _logged(caplog: pytest.LogCaptureFixture) -> str:

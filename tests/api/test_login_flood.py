@@ -60,6 +60,7 @@ async def pg_client(app_harness: AppHarness, postgres_url: str) -> AsyncIterator
     app = await app_harness.start(make_settings(postgres_url))
     async with AppHarness.client(app, timeout=120) as client:
         yield client
+    await app.state.database.dispose()  # its pool would hold connections until the session ends
     delete_all_rows(postgres_url)
 
 

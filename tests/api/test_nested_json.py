@@ -37,6 +37,7 @@ async def client(app_harness: AppHarness, sqlite_url: str) -> AsyncIterator[http
     app = await app_harness.start(payments_settings(sqlite_url, "http://127.0.0.1:9"))
     async with AppHarness.client(app) as http:
         yield http
+    await app.state.database.dispose()
 
 
 def _json_operations(app: FastAPI) -> list[tuple[str, str]]:

@@ -144,6 +144,7 @@ async def test_a_request_waiting_for_its_key_writes_nothing(
             connection.execute("DROP TRIGGER count_payment_insert ON payments")
             connection.execute("DROP FUNCTION count_payment_insert()")
             connection.execute("DROP SEQUENCE payment_insert_attempts")
+            await app.state.database.dispose()  # no idle pool until the session ends
             delete_all_rows(postgres_url)
 
 
