@@ -24,7 +24,7 @@ if [[ -z "$server_task" || "$server_task" == "None" ]]; then
 fi
 server_ip="$(
   aws ecs describe-tasks --cluster "$CLUSTER" --tasks "$server_task" \
-    --query "tasks[0].attachments[0].details[?name=='privateIPv4Address'].value | [0]" \
+    --query "tasks[0].attachments[?type=='ElasticNetworkInterface'] | [0].details[?name=='privateIPv4Address'].value | [0]" \
     --output text
 )"
 if [[ ! "$server_ip" =~ ^[0-9]{1,3}(\.[0-9]{1,3}){3}$ ]]; then

@@ -64,6 +64,10 @@ def test_registration_runs_in_the_vpc_against_the_servers_address(tmp_path: Path
     assert result.returncode == 0, result.stdout + result.stderr
     (listing,) = [c for c in calls if c[:2] == ["ecs", "list-tasks"]]
     assert option(listing, "--service-name") == "prefect-server"
+    (address,) = [c for c in calls if "privateIPv4Address" in " ".join(c)]
+    assert option(address, "--tasks") == SERVER_TASK
+    # The task's network interface, whatever other attachments (Service Connect) it has.
+    assert "attachments[?type=='ElasticNetworkInterface']" in option(address, "--query")
     (run_task,) = [c for c in calls if c[:2] == ["ecs", "run-task"]]
     assert option(run_task, "--task-definition") == TASK_DEFINITION
     assert json.loads(option(run_task, "--network-configuration")) == json.loads(NETWORK)
