@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from infra_pulumi.components._containers import RDS_CA_BUNDLE
 from infra_pulumi.plan import Plan
 from infra_pulumi.rehearsal.containers import (
@@ -19,7 +21,6 @@ from infra_pulumi.rehearsal.containers import (
 )
 from tests.infra.conftest import ROOT, one
 
-DOCKERFILE = ROOT / "Dockerfile.flows"
 RDS_CA_URL = "https://truststore.pki.rds.amazonaws.com/global/global-bundle.pem"
 HEALTH_TIMEOUT_SECONDS = 90
 
@@ -28,8 +29,9 @@ def _runtime_stage(text: str) -> str:
     return text.split(" AS runtime", 1)[1]
 
 
-def test_the_flows_image_ships_the_rds_ca_bundle_pinned_by_checksum() -> None:
-    runtime = _runtime_stage(DOCKERFILE.read_text(encoding="utf-8"))
+@pytest.mark.parametrize("dockerfile", ["Dockerfile.flows", "Dockerfile"])
+def test_the_images_ship_the_rds_ca_bundle_pinned_by_checksum(dockerfile: str) -> None:
+    runtime = _runtime_stage((ROOT / dockerfile).read_text(encoding="utf-8"))
     # One instruction, continuation lines joined.
     instructions = re.sub(r"\\\n\s*", " ", runtime).splitlines()
     added = [line for line in instructions if line.startswith("ADD ") and RDS_CA_URL in line]
@@ -57,3 +59,10 @@ def test_the_prefect_server_runs_the_flows_image_and_verifies_rds_with_its_bundl
     create = containers["create-database"].environment
     assert create["PGSSLMODE"] == "verify-full"
     assert create["PGSSLROOTCERT"] == RDS_CA_BUNDLE
+
+
+@pytest.mark.parametrize("family", ["-api", "-migrate"])
+def test_the_api_image_tasks_verify_rds_with_the_bundle(prod: Plan, family: str) -> None:
+    # The bootstrap then builds a verify-full URL (tests/infra/test_bootstrap.py).
+    container = task_containers(prod, family)[0]
+    assert container.environment["DATABASE_CA_FILE"] == RDS_CA_BUNDLE
