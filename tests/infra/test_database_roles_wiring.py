@@ -62,10 +62,11 @@ def test_the_api_reads_only_its_role_secret_and_the_migrations_the_master(prod: 
 
 
 @pytest.fixture(scope="module")
-def lambda_plan(staging: Plan) -> Plan:
-    """A stack with the Lambda runtime: staging's own, or staging built with it."""
-    if of_type(staging, LAMBDA):
-        return staging
+def lambda_plan(plans: dict[str, Plan]) -> Plan:
+    """A stack with the Lambda runtime (dev), or staging built with it."""
+    for plan in plans.values():
+        if of_type(plan, LAMBDA):
+            return plan
     return collect(run_offline("staging", "slipway:apiRuntime=lambda"))
 
 
