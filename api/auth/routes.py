@@ -29,6 +29,7 @@ from api.db import SessionDep
 from api.email.setup import EmailSenderDep, email_sender_of
 from api.errors import ProblemError
 from api.http_caching import NOT_MODIFIED_RESPONSE
+from api.problem_docs import problem_responses
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
 users_router = APIRouter(prefix="/v1/users", tags=["users"])
@@ -36,10 +37,10 @@ admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 jwks_router = APIRouter(tags=["auth"])
 
 _UNAUTHORIZED: dict[int | str, dict[str, Any]] = {401: {"description": "not authenticated"}}
-_LOGIN_REFUSED: dict[int | str, dict[str, Any]] = {
-    **_UNAUTHORIZED,
-    403: {"description": "REQUIRE_VERIFIED_EMAIL: the address is not verified (a link is sent)"},
-}
+_LOGIN_REFUSED: dict[int | str, dict[str, Any]] = problem_responses(
+    _401="email or password is incorrect",
+    _403="REQUIRE_VERIFIED_EMAIL: the address is not verified (a new link is sent)",
+)
 
 
 def user_out(user: User) -> UserOut:

@@ -464,3 +464,11 @@ async def test_openapi_documents_every_answer(
     for status, response in operation["responses"].items():
         if status >= "400":
             assert list(response["content"]) == ["application/problem+json"]
+
+
+async def test_openapi_documents_the_unverified_login_refusal(http: httpx.AsyncClient) -> None:
+    responses = (await http.get("/openapi.json")).json()["paths"]["/v1/auth/login"]["post"][
+        "responses"
+    ]
+    for status in ("401", "403"):
+        assert list(responses[status]["content"]) == ["application/problem+json"]
