@@ -84,6 +84,9 @@ def _app_for(app_env: str) -> FastAPI:
         redis_url="redis://cache.invalid:6379/0",
         metrics_token="m" * 40,
         jwt_private_keys=TEST_JWT_PRIVATE_KEY,
+        email_backend="ses",
+        email_from="no-reply@example.com",
+        email_link_base_url="https://app.example.com",
     )
     return create_app(settings)
 
