@@ -21,7 +21,9 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from api.database_credentials import SecretCredentials
+from api.redis_client import redis_client
 from api.settings import Settings, normalise_database_url
+from api.user_cache import SESSION_INFO_KEY, UserCache
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -104,9 +106,15 @@ def create_engine(database_url: str, credentials: SecretCredentials | None = Non
 class Database:
     """One engine and session factory per process, created on first use."""
 
-    def __init__(self, database_url: str, credentials: SecretCredentials | None = None) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        credentials: SecretCredentials | None = None,
+        user_cache: UserCache | None = None,
+    ) -> None:
         self.url = normalise_database_url(database_url)
         self.credentials = credentials
+        self.user_cache = user_cache
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
 
@@ -119,7 +127,10 @@ class Database:
                 settings.aws_region,
                 settings.secrets_manager_endpoint,
             )
-        return Database(settings.database_url, credentials)
+        user_cache = None
+        if settings.redis_url:
+            user_cache = UserCache(redis_client(settings.redis_url, cluster=settings.redis_cluster))
+        return Database(settings.database_url, credentials, user_cache)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -130,7 +141,9 @@ class Database:
     @property
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         if self._sessions is None:
-            self._sessions = async_sessionmaker(self.engine, expire_on_commit=False)
+            self._sessions = async_sessionmaker(
+                self.engine, expire_on_commit=False, info={SESSION_INFO_KEY: self.user_cache}
+            )
         return self._sessions
 
     @property
@@ -138,6 +151,8 @@ class Database:
         return self.url.startswith("postgresql")
 
     async def dispose(self) -> None:
+        if self.user_cache is not None:
+            await self.user_cache.close()
         if self._engine is not None:
             await self._engine.dispose()
             self._engine = None

@@ -11,7 +11,7 @@ import logging
 import uuid
 from datetime import timedelta
 
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -38,6 +38,7 @@ from api.email.sender import EmailSender, Prepare
 from api.ratelimit.identity import field_digest
 from api.ratelimit.limiter import RateLimiter
 from api.settings import Settings
+from api.user_cache import commit_user_changes
 
 logger = logging.getLogger("api.account")
 
@@ -100,7 +101,7 @@ async def verify_email(db: AsyncSession, token: str) -> User:
     await retire_tokens(db, user.id, "verify_email")
     if user.email_verified_at is None:
         user.email_verified_at = utc_now()
-    await db.commit()
+    await commit_user_changes(db, user.id)
     return user
 
 
@@ -168,7 +169,7 @@ async def confirm_password_reset(
     await retire_tokens(db, user_id, "verify_email")
     await _set_password(db, user_id, password_hash, verified=True)
     await revoke_user_sessions(db, user_id)
-    await db.commit()
+    await commit_user_changes(db, user_id)
     changed_at = utc_now()
     sender.send(password_changed_email(settings, address, changed_at, signed_out_everywhere=True))
 
@@ -183,8 +184,12 @@ async def change_password(
     new_password: str,
 ) -> None:
     """Set a new password; the current session stays, every other one ends."""
-    stored_hash, user_id, address = user.password_hash, user.id, user.email
+    user_id, address = user.id, user.email
+    # Loaded here: the authenticated user may come from the cache, which holds no hash.
+    stored_hash = await db.scalar(select(col(User.password_hash)).where(col(User.id) == user_id))
     await db.commit()  # release the connection while hashing
+    if stored_hash is None:
+        raise IncorrectPasswordError("the current password is incorrect")
     valid, _ = await verify_password(current_password, stored_hash)
     if not valid:
         raise IncorrectPasswordError("the current password is incorrect")
@@ -194,6 +199,6 @@ async def change_password(
     await _set_password(db, user_id, password_hash, verified=False)
     await revoke_user_sessions(db, user_id, keep=session_id)
     await retire_tokens(db, user_id, "password_reset")  # links sent earlier are stale now
-    await db.commit()
+    await commit_user_changes(db, user_id)
     changed_at = utc_now()
     sender.send(password_changed_email(settings, address, changed_at, signed_out_everywhere=False))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import sqlalchemy as sa
 from sqlmodel import Field, SQLModel
@@ -99,3 +99,30 @@ class RefreshToken(SQLModel, table=True):
     token_hash: str = Field(sa_column=sa.Column(sa.String(64), nullable=False, unique=True))
     created_at: datetime = Field(default_factory=utc_now, sa_column=_timestamp())
     used_at: datetime | None = Field(default=None, sa_column=_timestamp(nullable=True))
+
+
+def user_entry(user: User) -> dict[str, Any]:
+    """What the user cache keeps of an enabled user: never the password hash."""
+    verified = user.email_verified_at
+    return {
+        "id": str(user.id),
+        "email": user.email,
+        "role": user.role,
+        "created_at": as_utc(user.created_at).isoformat(),
+        "email_verified_at": as_utc(verified).isoformat() if verified is not None else None,
+    }
+
+
+def cached_user(entry: dict[str, Any]) -> User:
+    """A detached user rebuilt from the cache. It has no password hash (an empty one matches
+    no password): code that checks a password loads the hash from the database."""
+    verified = entry["email_verified_at"]
+    return User(
+        id=uuid.UUID(entry["id"]),
+        email=entry["email"],
+        password_hash="",
+        role=entry["role"],
+        disabled=False,
+        created_at=datetime.fromisoformat(entry["created_at"]),
+        email_verified_at=datetime.fromisoformat(verified) if verified is not None else None,
+    )

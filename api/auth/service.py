@@ -30,6 +30,7 @@ from api.auth.passwords import (
 from api.auth.tokens import hash_refresh_token, issue_access_token, new_refresh_token
 from api.observability.metrics import auth_logins_total, auth_refresh_total
 from api.settings import Settings
+from api.user_cache import commit_user_changes
 
 logger = logging.getLogger("api.auth")
 
@@ -181,10 +182,12 @@ async def _revoke_families(
     return cast(CursorResult[object], result).rowcount
 
 
-async def _reuse_detected(db: AsyncSession, family_id: uuid.UUID) -> InvalidRefreshTokenError:
+async def _reuse_detected(
+    db: AsyncSession, family_id: uuid.UUID, user_id: uuid.UUID
+) -> InvalidRefreshTokenError:
     await db.rollback()
     await _revoke_families(db, col(RefreshTokenFamily.id) == family_id, now=utc_now())
-    await db.commit()
+    await commit_user_changes(db, user_id)
     auth_refresh_total.labels(result="reuse_detected").inc()
     logger.warning("refresh token reuse: session revoked", extra={"family_id": str(family_id)})
     return InvalidRefreshTokenError()
@@ -207,7 +210,7 @@ async def rotate_refresh_token(
         raise InvalidRefreshTokenError()
     token, family, user = row
     if token.used_at is not None:
-        raise await _reuse_detected(db, family.id)
+        raise await _reuse_detected(db, family.id, user.id)
     if family.revoked_at is not None or as_utc(family.expires_at) <= now or user.disabled:
         auth_refresh_total.labels(result="invalid").inc()
         raise InvalidRefreshTokenError()
@@ -220,7 +223,7 @@ async def rotate_refresh_token(
         .execution_options(synchronize_session=False)
     )
     if cast(CursorResult[object], spent).rowcount != 1:
-        raise await _reuse_detected(db, family.id)
+        raise await _reuse_detected(db, family.id, user.id)
     next_token = new_refresh_token()
     db.add(
         RefreshToken(family_id=family.id, token_hash=hash_refresh_token(next_token), created_at=now)
@@ -238,14 +241,17 @@ async def rotate_refresh_token(
 
 async def logout(db: AsyncSession, presented: str) -> None:
     """Revoke the session the refresh token belongs to; unknown tokens are ignored (RFC 7009)."""
-    family_id = await db.scalar(
-        select(col(RefreshToken.family_id)).where(
-            col(RefreshToken.token_hash) == hash_refresh_token(presented)
+    row = (
+        await db.execute(
+            select(col(RefreshTokenFamily.id), col(RefreshTokenFamily.user_id))
+            .join(RefreshToken, col(RefreshToken.family_id) == col(RefreshTokenFamily.id))
+            .where(col(RefreshToken.token_hash) == hash_refresh_token(presented))
         )
-    )
-    if family_id is not None:
+    ).first()
+    if row is not None:
+        family_id, user_id = row
         await _revoke_families(db, col(RefreshTokenFamily.id) == family_id, now=utc_now())
-        await db.commit()
+        await commit_user_changes(db, user_id)
 
 
 async def live_sessions(db: AsyncSession, user_id: uuid.UUID) -> list[RefreshTokenFamily]:
@@ -270,7 +276,7 @@ async def revoke_session(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.
         col(RefreshTokenFamily.expires_at) > utc_now(),
         now=utc_now(),
     )
-    await db.commit()
+    await commit_user_changes(db, user_id)
     if revoked == 0:
         raise SessionNotFoundError()
 
@@ -278,7 +284,8 @@ async def revoke_session(db: AsyncSession, user_id: uuid.UUID, session_id: uuid.
 async def revoke_user_sessions(
     db: AsyncSession, user_id: uuid.UUID, *, keep: uuid.UUID | None = None
 ) -> int:
-    """Revoke the user's sessions (all, or all but `keep`); the caller commits."""
+    """Revoke the user's sessions (all, or all but `keep`); the caller commits with
+    `commit_user_changes`, so cached sessions end with the commit."""
     conditions = [col(RefreshTokenFamily.user_id) == user_id]
     if keep is not None:
         conditions.append(col(RefreshTokenFamily.id) != keep)
@@ -294,7 +301,7 @@ async def disable_user(db: AsyncSession, user_id: uuid.UUID) -> bool:
         .execution_options(synchronize_session=False)
     )
     await _revoke_families(db, col(RefreshTokenFamily.user_id) == user_id, now=utc_now())
-    await db.commit()
+    await commit_user_changes(db, user_id)
     return cast(CursorResult[object], result).rowcount == 1
 
 
@@ -315,5 +322,5 @@ async def set_role(db: AsyncSession, email: str, role: Role) -> bool:
     if user is None:
         return False
     user.role = role
-    await db.commit()
+    await commit_user_changes(db, user.id)
     return True

@@ -1,0 +1,159 @@
+"""The authenticated user, cached in Redis per (user, session), invalidated by version.
+
+Each user has a version key holding a random token; every cached entry of that user records
+the token it was read under and is served only while the token is still current. A change
+that must apply at the next request (disable, role, password, session revocation, deletion)
+commits to PostgreSQL first and then replaces the token, so on every process the next lookup
+misses and reads the database again. An entry written by a reader that raced the change
+carries the old token and is never served: a hit is never older than the invalidation
+before it. Tokens are random (not counters), so an evicted or expired version key can never
+make an old entry current again.
+
+The version and the entry of one user share a hash tag, so the lookup is one atomic script
+in one slot (Redis Cluster included) and one round trip.
+
+Redis is an optimisation, never a dependency: any error or timeout means a miss (the caller
+reads PostgreSQL) and Redis is left alone for a cool-down. If an invalidation cannot reach
+Redis, entries expire after `ttl_seconds` at the latest, and this process stops reading the
+cache for that long.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+import time
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from api.redis_client import AnyRedis
+
+logger = logging.getLogger("api.cache")
+
+ENTRY_TTL_SECONDS = 60
+# Longer than any entry lives, so a version key never expires under a current entry.
+VERSION_TTL_SECONDS = 86_400
+COOLDOWN_SECONDS = 1.0
+# Where each database session finds the cache (`Session.info`), so services invalidate
+# without knowing how the API was configured.
+SESSION_INFO_KEY = "user_cache"
+
+# KEYS[1]: the user's version key, KEYS[2]: the entry. ARGV[1]: a fresh token, used when the
+# user has no version yet; ARGV[2]: its lifetime. Returns {current token, entry or false}.
+LOOKUP_SCRIPT = """
+local version = redis.call('GET', KEYS[1])
+if not version then
+  version = ARGV[1]
+  redis.call('SET', KEYS[1], version, 'EX', ARGV[2])
+end
+return {version, redis.call('GET', KEYS[2])}
+"""
+
+_REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+
+
+def _version_key(user_id: uuid.UUID) -> str:
+    return f"slipway:user:{{{user_id}}}:version"
+
+
+def _entry_key(user_id: uuid.UUID, session_id: uuid.UUID) -> str:
+    return f"slipway:user:{{{user_id}}}:session:{session_id}"
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """What the cache knows: the entry if current, and the version a miss must store under."""
+
+    entry: dict[str, Any] | None
+    version: str | None
+
+
+MISS_WITHOUT_CACHE = Lookup(entry=None, version=None)
+
+
+class UserCache:
+    def __init__(
+        self,
+        client: AnyRedis,
+        *,
+        ttl_seconds: int = ENTRY_TTL_SECONDS,
+        cooldown_seconds: float = COOLDOWN_SECONDS,
+    ) -> None:
+        self._client = client
+        self._lookup = client.register_script(LOOKUP_SCRIPT)
+        self.ttl_seconds = ttl_seconds
+        self._cooldown_seconds = cooldown_seconds
+        self._bypass_until = 0.0
+
+    def _available(self) -> bool:
+        return time.monotonic() >= self._bypass_until
+
+    def _failed(self, action: str, *, bypass_seconds: float | None = None) -> None:
+        logger.warning("user cache unavailable", extra={"action": action})
+        pause = self._cooldown_seconds if bypass_seconds is None else bypass_seconds
+        self._bypass_until = max(self._bypass_until, time.monotonic() + pause)
+
+    async def get(self, user_id: uuid.UUID, session_id: uuid.UUID) -> Lookup:
+        if not self._available():
+            return MISS_WITHOUT_CACHE
+        try:
+            version, raw = await self._lookup(
+                keys=[_version_key(user_id), _entry_key(user_id, session_id)],
+                args=[secrets.token_hex(16), VERSION_TTL_SECONDS],
+            )
+        except _REDIS_FAILURES:
+            self._failed("lookup")
+            return MISS_WITHOUT_CACHE
+        version_text = version.decode() if isinstance(version, bytes) else str(version)
+        if raw:
+            entry = json.loads(raw)
+            if entry.get("version") == version_text:
+                return Lookup(entry=entry["data"], version=version_text)
+        return Lookup(entry=None, version=version_text)
+
+    async def put(
+        self, user_id: uuid.UUID, session_id: uuid.UUID, version: str, data: dict[str, Any]
+    ) -> None:
+        """Store what a miss read, under the version seen before reading it."""
+        if not self._available():
+            return
+        payload = json.dumps({"version": version, "data": data}, separators=(",", ":"))
+        try:
+            await self._client.set(_entry_key(user_id, session_id), payload, ex=self.ttl_seconds)
+        except _REDIS_FAILURES:
+            self._failed("store")
+
+    async def invalidate(self, *user_ids: uuid.UUID) -> None:
+        """Make every cached entry of these users stale; call after the change is committed."""
+        for user_id in user_ids:
+            try:
+                await self._client.set(
+                    _version_key(user_id), secrets.token_hex(16), ex=VERSION_TTL_SECONDS
+                )
+            except _REDIS_FAILURES:
+                # Another process may still hold a current entry until it expires; this one
+                # at least stops trusting the cache for as long as such an entry may live.
+                self._failed("invalidate", bypass_seconds=self.ttl_seconds)
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def user_cache_of(db: AsyncSession) -> UserCache | None:
+    """The cache the session's database was configured with (None without Redis)."""
+    cache: UserCache | None = db.info.get(SESSION_INFO_KEY)
+    return cache
+
+
+async def commit_user_changes(db: AsyncSession, *user_ids: uuid.UUID) -> None:
+    """Commit, then invalidate: a reader between the two re-caches under the old version,
+    which the invalidation makes stale; the other order would let it cache the old row."""
+    await db.commit()
+    cache = user_cache_of(db)
+    if cache is not None and user_ids:
+        await cache.invalidate(*user_ids)

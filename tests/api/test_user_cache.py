@@ -1,0 +1,167 @@
+"""The authenticated user cached in Redis: two API instances share one Redis and one
+PostgreSQL, and a change made through one applies on the other at its very next request.
+
+Each test first proves the other instance really answers from the cache (its repeated
+request reads no user row), so a refusal afterwards is the invalidation at work, not a
+cache that was never used.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import pytest_asyncio
+from fastapi import FastAPI
+from sqlalchemy import event
+
+from api.auth import service
+from tests.api.auth_helpers import STRONG_PASSWORD, bearer, login, register_and_login
+from tests.api.test_ratelimit_outage import ThrowawayRedis
+from tests.conftest import AppHarness, delete_all_rows, make_settings
+
+pytestmark = pytest.mark.redis
+
+
+@dataclass
+class Instance:
+    app: FastAPI
+    client: httpx.AsyncClient
+
+
+@contextmanager
+def statements_of(app: FastAPI) -> Iterator[list[str]]:
+    """Every SQL statement the app sends while the block runs."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(str(args[2]))
+
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine, "before_cursor_execute", record)
+
+
+def reads_users(statements: list[str]) -> bool:
+    return any("FROM users" in statement for statement in statements)
+
+
+@pytest_asyncio.fixture
+async def instances(
+    app_harness: AppHarness, postgres_url: str, redis_url: str
+) -> AsyncIterator[tuple[Instance, Instance]]:
+    settings = make_settings(postgres_url, redis_url=redis_url)
+    first, second = await app_harness.start(settings), await app_harness.start(settings)
+    async with AppHarness.client(first) as one, AppHarness.client(second) as two:
+        yield Instance(first, one), Instance(second, two)
+    delete_all_rows(postgres_url)
+
+
+async def cached_on(instance: Instance, headers: dict[str, str]) -> httpx.Response:
+    """Warm the instance's cache, then prove its next request reads no user row."""
+    assert (await instance.client.get("/v1/users/me", headers=headers)).status_code == 200
+    with statements_of(instance.app) as statements:
+        response = await instance.client.get("/v1/users/me", headers=headers)
+    assert response.status_code == 200, response.text
+    assert not reads_users(statements), statements
+    return response
+
+
+async def test_disable_on_one_instance_refuses_the_next_request_on_the_other(
+    instances: tuple[Instance, Instance],
+) -> None:
+    one, two = instances
+    user = await register_and_login(one.client)
+    await cached_on(two, user["headers"])
+
+    async with one.app.state.database.sessions() as db:
+        assert await service.disable_user(db, user["user_id"])
+
+    refused = await two.client.get("/v1/users/me", headers=user["headers"])
+    assert refused.status_code == 401
+
+
+async def test_role_change_on_one_instance_applies_on_the_other(
+    instances: tuple[Instance, Instance],
+) -> None:
+    one, two = instances
+    user = await register_and_login(one.client)
+    assert (await cached_on(two, user["headers"])).json()["role"] == "user"
+    assert (await two.client.get("/v1/admin/users", headers=user["headers"])).status_code == 403
+
+    async with one.app.state.database.sessions() as db:
+        assert await service.set_role(db, user["email"], "admin")
+
+    assert (await two.client.get("/v1/users/me", headers=user["headers"])).json()["role"] == "admin"
+    assert (await two.client.get("/v1/admin/users", headers=user["headers"])).status_code == 200
+
+
+async def test_password_change_on_one_instance_ends_other_sessions_on_the_other(
+    instances: tuple[Instance, Instance],
+) -> None:
+    one, two = instances
+    user = await register_and_login(one.client)
+    second_login = await login(one.client, user["email"], STRONG_PASSWORD)
+    other_session = bearer(second_login["access_token"])
+    await cached_on(two, other_session)
+    await cached_on(two, user["headers"])
+
+    changed = await one.client.post(
+        "/v1/auth/password",
+        headers=user["headers"],
+        json={"current_password": STRONG_PASSWORD, "new_password": STRONG_PASSWORD + "-new"},
+    )
+    assert changed.status_code == 204, changed.text
+
+    assert (await two.client.get("/v1/users/me", headers=other_session)).status_code == 401
+    # The session that changed the password stays signed in, with its cache entry renewed.
+    assert (await two.client.get("/v1/users/me", headers=user["headers"])).status_code == 200
+
+
+async def test_logout_on_one_instance_ends_the_session_on_the_other(
+    instances: tuple[Instance, Instance],
+) -> None:
+    one, two = instances
+    user = await register_and_login(one.client)
+    await cached_on(two, user["headers"])
+
+    logout = await one.client.post("/v1/auth/logout", json={"refresh_token": user["refresh_token"]})
+    assert logout.status_code == 204
+
+    assert (await two.client.get("/v1/users/me", headers=user["headers"])).status_code == 401
+
+
+async def test_redis_outage_bypasses_the_cache_without_an_error(
+    app_harness: AppHarness, postgres_url: str, tmp_path: Path
+) -> None:
+    throwaway_redis = ThrowawayRedis(tmp_path)
+    throwaway_redis.start()
+    app = await app_harness.start(make_settings(postgres_url, redis_url=throwaway_redis.url))
+    try:
+        async with AppHarness.client(app) as client:
+            instance = Instance(app, client)
+            user = await register_and_login(client)
+            await cached_on(instance, user["headers"])
+
+            throwaway_redis.kill()
+            for _ in range(3):
+                with statements_of(app) as statements:
+                    answer = await client.get("/v1/users/me", headers=user["headers"])
+                assert answer.status_code == 200, answer.text
+                assert reads_users(statements)  # straight to PostgreSQL
+
+            # A change while Redis is down still applies at the next request.
+            async with app.state.database.sessions() as db:
+                assert await service.disable_user(db, user["user_id"])
+            assert (await client.get("/v1/users/me", headers=user["headers"])).status_code == 401
+    finally:
+        throwaway_redis.kill()
+        delete_all_rows(postgres_url)
