@@ -129,7 +129,7 @@ class Database:
             )
         user_cache = None
         if settings.redis_url:
-            user_cache = UserCache(redis_client(settings.redis_url, cluster=settings.redis_cluster))
+            user_cache = UserCache(redis_client(settings.redis_url))
         return Database(settings.database_url, credentials, user_cache)
 
     @property

@@ -1,25 +1,21 @@
-"""redis-py clients built from REDIS_URL: the one Redis client library of the API.
+"""redis-py clients built from REDIS_URL, for every Redis use but the limiter's hot path.
 
 Built from `RedisAddress` (not `redis.from_url`) so a password may hold any character and no
-error ever quotes the URL. `cluster=True` (REDIS_CLUSTER) gives a cluster client that follows
-MOVED/ASK redirections and refreshes its slot map; every key the API writes is hash-tagged so
-that the keys one script touches share a slot.
+error ever quotes the URL.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from redis.asyncio import Redis, RedisCluster
+from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 
 from api.redis_url import RedisAddress
 
-AnyRedis = Redis | RedisCluster
 
-
-def redis_client(url: str, *, cluster: bool = False, timeout_seconds: float = 0.25) -> AnyRedis:
+def redis_client(url: str, *, timeout_seconds: float = 0.25) -> Redis:
     """A client with short timeouts: callers treat a slow Redis like an absent one."""
     address = RedisAddress.parse(url)
     options: dict[str, Any] = {
@@ -31,10 +27,6 @@ def redis_client(url: str, *, cluster: bool = False, timeout_seconds: float = 0.
         # answered at once and the caller falls back; it tries Redis again after a cool-down.
         "retry": Retry(NoBackoff(), 0),
     }
-    if cluster:
-        if address.host is None:
-            raise ValueError("REDIS_CLUSTER needs a redis:// or rediss:// REDIS_URL")
-        return RedisCluster(host=address.host, port=address.port, ssl=address.tls, **options)
     if address.unix_path is not None:
         return Redis(unix_socket_path=address.unix_path, db=address.db, **options)
     return Redis(

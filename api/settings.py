@@ -74,9 +74,6 @@ class Settings(BaseSettings):
     """Migrations only: the password of DATABASE_APP_USER."""
     redis_url: str | None = None
     """`redis://` or `rediss://`; unset: the in-process limiter and no user cache."""
-    redis_cluster: bool = False
-    """REDIS_URL names one node of a Redis Cluster (ElastiCache cluster mode): the client
-    discovers the others and follows the slot map."""
 
     jwt_private_keys: SecretStr | None = None
     """PEM EC P-256 keys, newest first: the first signs, all verify and appear in the JWKS

@@ -28,10 +28,9 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncSession
-
-from api.redis_client import AnyRedis
 
 logger = logging.getLogger("api.cache")
 
@@ -79,7 +78,7 @@ MISS_WITHOUT_CACHE = Lookup(entry=None, version=None)
 class UserCache:
     def __init__(
         self,
-        client: AnyRedis,
+        client: Redis,
         *,
         ttl_seconds: int = ENTRY_TTL_SECONDS,
         cooldown_seconds: float = COOLDOWN_SECONDS,
