@@ -473,8 +473,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     region = read_stack_config(args.stack).get("aws:region", "eu-west-1")
     started = time.monotonic()
     with ExitStack() as stack:
-        # The server starts (a few seconds) while the program builds under mocks.
-        server = ThreadPoolExecutor(max_workers=1).submit(stack.enter_context, tls_postgres())
+        # The server starts (a few seconds) while the program builds under mocks. It dies with
+        # the thread that started it, so that thread lives until the server has stopped.
+        starter = stack.enter_context(ThreadPoolExecutor(max_workers=1))
+        server = starter.submit(stack.enter_context, tls_postgres())
         plan = run(args.stack)
         outcomes = rehearse(plan, server.result(), region, args.redis_url)
     for outcome in outcomes:

@@ -4,20 +4,24 @@ connections with password (SCRAM) authentication, its certificate issued by a th
 Clients must be given the CA (`ca_file`) to verify the server, exactly as deployed clients are
 given the RDS CA bundle: a client that verifies against the system trust store fails here as it
 would against RDS. The server runs from the machine's PostgreSQL binaries in a temporary
-directory on a free port, as the `postgres` OS user when started by root (initdb refuses root).
+directory on a free port, as the `postgres` OS user when started by root (initdb refuses root),
+as a child of the calling process that dies with it.
 """
 
 from __future__ import annotations
 
+import ctypes
 import datetime
 import ipaddress
 import os
 import pwd
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,12 +34,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 SUPERUSER = "postgres"
-START_TIMEOUT_SECONDS = 30  # pg_ctl -t below
+START_TIMEOUT_SECONDS = 30
+PR_SET_PDEATHSIG = 1  # prctl(2)
 HOSTNAME = "localhost"
 
 
 class PostgresUnavailable(RuntimeError):
-    """The machine has no PostgreSQL server binaries (initdb, pg_ctl)."""
+    """The machine has no PostgreSQL server binaries (initdb, postgres)."""
 
 
 @dataclass(frozen=True)
@@ -179,7 +184,7 @@ def _hand_over(path: Path) -> None:
 @contextmanager
 def tls_postgres() -> Iterator[TlsPostgres]:
     """Starts the server (a few seconds), yields how to reach it, stops and deletes it."""
-    initdb, pg_ctl = _binary("initdb"), _binary("pg_ctl")
+    initdb = _binary("initdb")
     with tempfile.TemporaryDirectory(prefix="slipway-tls-pg-") as temporary:
         base = Path(temporary)
         base.chmod(0o755)
@@ -235,16 +240,17 @@ def tls_postgres() -> Iterator[TlsPostgres]:
         )
         _hand_over(data)
         log = base / "server.log"
-        started = subprocess.run(
-            _as_server_user([pg_ctl, "-D", str(data), "-l", str(log), "-w", "-t", "30", "start"]),
-            capture_output=True,
-            text=True,
-            timeout=START_TIMEOUT_SECONDS + 10,
-        )
-        if started.returncode != 0:
-            detail = log.read_text(encoding="utf-8") if log.exists() else started.stderr
-            raise RuntimeError(f"throwaway PostgreSQL did not start: {detail[-2000:]}")
+        # The server is this process's child (no pg_ctl daemon) and gets SIGQUIT (immediate
+        # shutdown) from the kernel if this process dies: a killed test run leaves no server.
+        with log.open("wb") as output:
+            server = subprocess.Popen(
+                [_binary("postgres"), "-D", str(data)],
+                stdout=output,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_server_process,  # prctl and setuid between fork and exec
+            )
         try:
+            _wait_ready(server, base, port, log)
             yield TlsPostgres(
                 host=HOSTNAME,
                 port=port,
@@ -255,9 +261,35 @@ def tls_postgres() -> Iterator[TlsPostgres]:
                 log_file=log,
             )
         finally:
-            subprocess.run(
-                _as_server_user([pg_ctl, "-D", str(data), "-m", "immediate", "-w", "stop"]),
-                capture_output=True,
-                timeout=30,
-                check=False,
-            )
+            server.send_signal(signal.SIGQUIT)
+            try:
+                server.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+
+def _server_process() -> None:
+    """In the child before exec: die with the parent; drop root (postgres refuses it)."""
+    if os.geteuid() == 0:
+        account = pwd.getpwnam(SUPERUSER)
+        os.setgid(account.pw_gid)
+        os.setuid(account.pw_uid)
+    # After setuid, which clears the parent-death signal.
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGQUIT)
+
+
+def _wait_ready(server: subprocess.Popen[bytes], socket_dir: Path, port: int, log: Path) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_SECONDS
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            break
+        if (socket_dir / f".s.PGSQL.{port}").exists() and "ready to accept connections" in (
+            log.read_text(encoding="utf-8", errors="replace")
+        ):
+            return
+        time.sleep(0.1)
+    detail = log.read_text(encoding="utf-8", errors="replace") if log.exists() else ""
+    server.kill()
+    server.wait(timeout=10)
+    raise RuntimeError(f"throwaway PostgreSQL did not start: {detail[-2000:]}")
