@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd reference dashboards flows infra-plan infra-cost infra-rehearse hooks bench actionlint-deps alerts-rehearse
+	erd reference dashboards flows infra-plan infra-cost infra-rehearse hooks bench actionlint-deps alerts-rehearse dast
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -96,6 +96,11 @@ lint: sync ## ruff (lint + format check), mypy, import contracts, hadolint (API 
 
 test: sync system-deps actionlint-deps lint ## install what tests need, lint, run the whole suite
 	$(UV) run --no-sync pytest
+
+# Locally: a scratch PostgreSQL database, Redis and the Stripe emulator (TEST_DATABASE_URL,
+# TEST_REDIS_URL). Against a deployment: DAST_BASE_URL plus the tester accounts (SECURITY.md).
+dast: sync ## schemathesis + the attack suite against a live API; fails on any finding
+	$(UV) run --no-sync pytest tests/dast -p no:cacheprovider
 
 erd: sync ## regenerate docs/erd.md from the models
 	$(UV) run --no-sync python scripts/generate_erd.py

@@ -23,6 +23,8 @@ from sqlalchemy import exc as sa_exc
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 
+from api.allowed_methods import allowed_methods
+
 PROBLEM_TYPE_BASE = "https://slipway.dev/problems/"
 PROBLEM_CONTENT_TYPE = "application/problem+json"
 
@@ -123,10 +125,13 @@ async def _problem_error(_: Request, exc: Exception) -> Response:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> Response:
+async def _http_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, StarletteHTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else HTTPStatus(exc.status_code).phrase
-    return problem_response(exc.status_code, detail, headers=exc.headers)
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:
+        headers["Allow"] = allowed_methods(request.scope)
+    return problem_response(exc.status_code, detail, headers=headers)
 
 
 async def _validation_error(_: Request, exc: Exception) -> Response:

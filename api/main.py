@@ -22,6 +22,7 @@ from api.logging_config import configure_logging
 from api.middleware import RequestContextMiddleware
 from api.observability import routes as metrics_routes
 from api.observability.middleware import MetricsMiddleware
+from api.openapi_document import install_openapi_document
 from api.payments.setup import install_payments
 from api.ratelimit import install_rate_limiting
 from api.security_headers import SecurityHeadersMiddleware
@@ -75,6 +76,8 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     app.state.shutdown_hooks = []
     app.state.invocation_end_hooks = []
     app.state.readiness_probes = {}
+    # Domain packages refine the OpenAPI document with what only they know (api/openapi_document).
+    app.state.openapi_refinements = []
 
     install_problem_handlers(app)
     install_email(app)
@@ -89,6 +92,8 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     # Rate limiting resolves each request's route from the routers included above; its
     # middleware sits inside CORS and metrics (preflights are free, 429s are counted).
     install_rate_limiting(app, settings)
+    # Last of the routes and the limiter: the document lists what each of them can answer.
+    install_openapi_document(app)
     # Outside the limiter: a HEAD request is limited and routed as the GET it stands for.
     app.add_middleware(HeadAsGetMiddleware)
 

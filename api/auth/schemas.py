@@ -11,6 +11,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validat
 from api.auth.emails import mixed_script_problem, normalise_email
 from api.auth.models import EMAIL_MAX_LENGTH, Role
 from api.auth.passwords import MAX_PASSWORD_LENGTH, password_problem
+from api.settings import MIN_PASSWORD_LENGTH
 
 # Long enough for any token we issue, short enough to refuse junk before hashing it.
 MAX_REFRESH_TOKEN_LENGTH = 256
@@ -24,13 +25,23 @@ def _acceptable(password: str) -> str:
 
 
 # A password being set (registration, reset, change): the policy of api.auth.passwords.
-NewPassword = Annotated[str, Field(max_length=MAX_PASSWORD_LENGTH), AfterValidator(_acceptable)]
+# The length limits are in the schema (clients see them); _acceptable adds the rest.
+NewPassword = Annotated[
+    str,
+    Field(min_length=MIN_PASSWORD_LENGTH, max_length=MAX_PASSWORD_LENGTH),
+    AfterValidator(_acceptable),
+]
 
 
 class RegisterRequest(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    email: str = Field(max_length=EMAIL_MAX_LENGTH + 16, examples=["ada@example.com"])
+    # normalise_email decides; `format` tells clients (and schema-driven tests) what it takes.
+    email: str = Field(
+        max_length=EMAIL_MAX_LENGTH + 16,
+        examples=["ada@example.com"],
+        json_schema_extra={"format": "email"},
+    )
     password: NewPassword
 
     @field_validator("email")

@@ -23,6 +23,7 @@ from api.observability.metrics import (
 from api.payments import service
 from api.payments.dependencies import GatewayDep, RuntimeDep, not_configured
 from api.payments.events import metric_type_label, record_and_apply
+from api.payments.models import IDEMPOTENCY_KEY_MAX_LENGTH
 from api.payments.schemas import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -45,15 +46,41 @@ prices_router = APIRouter(prefix="/v1/prices", tags=["payments"])
 payments_router = APIRouter(prefix="/v1/payments", tags=["payments"])
 webhooks_router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
 
+# What service.validate_idempotency_key accepts, stated in the schema (the service still checks
+# it, answering 400): 1-255 printable ASCII characters, no surrounding spaces.
+_IDEMPOTENCY_KEY_SCHEMA: dict[str, Any] = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": IDEMPOTENCY_KEY_MAX_LENGTH,
+    "pattern": "^[!-~]([ -~]*[!-~])?$",
+}
+_IDEMPOTENCY_KEY_DESCRIPTION = "retries with the same key and body get the same answer"
 IdempotencyKeyHeader = Annotated[
     str | None,
     Header(
         alias="Idempotency-Key",
-        description="Required on create: retries with the same key and body get the same answer.",
+        description=_IDEMPOTENCY_KEY_DESCRIPTION,
+        json_schema_extra=_IDEMPOTENCY_KEY_SCHEMA,
     ),
 ]
+# On create the key is required; the service answers its absence with 400 (not FastAPI's 422),
+# so the parameter is read unvalidated and documented here as required.
+_REQUIRED_IDEMPOTENCY_KEY = {
+    "parameters": [
+        {
+            "name": "Idempotency-Key",
+            "in": "header",
+            "required": True,
+            "description": _IDEMPOTENCY_KEY_DESCRIPTION,
+            "schema": _IDEMPOTENCY_KEY_SCHEMA,
+        }
+    ]
+}
 _NOT_CONFIGURED: dict[int | str, dict[str, Any]] = {
     503: {"description": "payments are not configured"}
+}
+_PROVIDER_FAILED: dict[int | str, dict[str, Any]] = {
+    502: {"description": "Stripe did not accept the request; retry"}
 }
 
 
@@ -67,7 +94,13 @@ async def list_prices(runtime: RuntimeDep, request: Request) -> Response:
     "",
     status_code=201,
     response_model=PaymentOut,
-    responses={400: {"description": "no Idempotency-Key"}, **_NOT_CONFIGURED},
+    responses={
+        400: {"description": "no or malformed Idempotency-Key"},
+        409: {"description": "a request with this Idempotency-Key is still being processed"},
+        **_PROVIDER_FAILED,
+        **_NOT_CONFIGURED,
+    },
+    openapi_extra=_REQUIRED_IDEMPOTENCY_KEY,
 )
 async def create_payment(
     gateway: GatewayDep,
@@ -75,7 +108,9 @@ async def create_payment(
     database: DatabaseDep,
     user: CurrentUser,
     body: PaymentCreate,
-    idempotency_key: IdempotencyKeyHeader = None,
+    idempotency_key: Annotated[
+        str | None, Header(alias="Idempotency-Key", include_in_schema=False)
+    ] = None,
 ) -> JSONResponse:
     key = service.validate_idempotency_key(idempotency_key)
     stored = await service.create_payment(
@@ -112,7 +147,12 @@ async def get_payment(
     "/{payment_id}/refund",
     status_code=202,
     response_model=RefundAccepted,
-    responses={403: {"description": "not an administrator"}, **_NOT_CONFIGURED},
+    responses={
+        403: {"description": "not an administrator"},
+        409: {"description": "the payment cannot be refunded in its status, or Stripe refused"},
+        **_PROVIDER_FAILED,
+        **_NOT_CONFIGURED,
+    },
 )
 async def refund_payment(
     gateway: GatewayDep,
@@ -135,6 +175,22 @@ async def refund_payment(
     "/stripe",
     response_model=WebhookAck,
     responses={400: {"description": "bad or missing signature"}, **_NOT_CONFIGURED},
+    # The body is read raw (the signature covers its exact bytes), so it is documented here.
+    openapi_extra={
+        "parameters": [
+            {
+                "name": "Stripe-Signature",
+                "in": "header",
+                "required": True,
+                "description": "t=<unix time>,v1=<HMAC-SHA256>, as Stripe signs deliveries",
+                "schema": {"type": "string"},
+            }
+        ],
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": {"type": "object"}}},
+        },
+    },
 )
 async def stripe_webhook(
     request: Request, runtime: RuntimeDep, database: DatabaseDep

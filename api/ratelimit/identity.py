@@ -16,6 +16,7 @@ from collections.abc import Callable
 
 from fastapi import FastAPI
 from starlette.datastructures import UploadFile
+from starlette.exceptions import HTTPException
 from starlette.formparsers import MultiPartException
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope
@@ -196,7 +197,8 @@ async def _identity_field(scope: Scope, body: bytes, fields: tuple[str, ...]) ->
     if _content_type(scope) in _FORM_CONTENT_TYPES:
         try:
             items = await _form_items(scope, body)
-        except (MultiPartException, UnicodeDecodeError, ValueError):
+        # Request.form() wraps a multipart parse failure (no boundary, ...) in an HTTPException.
+        except (HTTPException, MultiPartException, UnicodeDecodeError, ValueError):
             return None  # the endpoint refuses the body itself
         values = [(name, value) for name, value in items if name in fields]
     else:
