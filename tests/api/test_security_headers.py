@@ -179,3 +179,11 @@ async def test_docs_assets_come_from_the_pinned_package(client: httpx.AsyncClien
     assert init.status_code == 200
     assert init.headers["content-type"].startswith("text/javascript")
     assert b"SwaggerUIBundle(" in init.content
+
+
+async def test_docs_assets_are_not_listed(client: httpx.AsyncClient) -> None:
+    """The asset directory is served file by file; asking for the directory lists nothing."""
+    for path in ("/docs/assets", "/docs/assets/", "/docs/assets/%2e%2e/"):
+        response = await client.get(path, follow_redirects=True)
+        assert response.status_code == 404, path
+        assert "swagger-ui" not in response.text

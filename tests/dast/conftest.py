@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ __all__ = ["billing_stripe", "localstripe_url"]
 
 REMOTE_URL = os.environ.get("DAST_BASE_URL", "")
 CREATE_ADMIN_TIMEOUT_SECONDS = 60
+REGISTER_ATTEMPTS = 3
 DAST_RATE_LIMITS_FILE = FIXTURES / "ratelimits_dast.toml"
 PASSWORD = f"dast-{uuid.uuid4().hex}"
 
@@ -78,9 +80,13 @@ def _create_admin(environment: dict[str, str], email: str, password: str) -> Non
 
 
 def _register(base_url: str, email: str, password: str) -> None:
-    response = httpx.post(
-        f"{base_url}/v1/auth/register", json={"email": email, "password": password}, timeout=30
-    )
+    body = {"email": email, "password": password}
+    for _ in range(REGISTER_ATTEMPTS):
+        response = httpx.post(f"{base_url}/v1/auth/register", json=body, timeout=30)
+        # A statement timeout on a loaded machine is a 503 with Retry-After: retry as told.
+        if response.status_code != 503:
+            break
+        time.sleep(int(response.headers.get("retry-after", "1")))
     assert response.status_code == 201, response.text
 
 
