@@ -13,12 +13,14 @@ from typing import Annotated, Any
 from fastapi import Depends, Request
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.orm import Session
 
 from api.database_credentials import SecretCredentials
 from api.redis_client import redis_client
@@ -77,6 +79,36 @@ def _secret_connector(url: str, credentials: SecretCredentials) -> Callable[[], 
     return connect
 
 
+class RetryingSession(Session):
+    """Retries a transaction's first statement once when its pooled connection was dead.
+
+    PostgreSQL pools check no connection on checkout (a pre-ping is a round trip on every
+    request); a connection the server closed meanwhile (restart, failover, idle timeout)
+    fails on first use instead. SQLAlchemy then invalidates it and every older pooled
+    connection, and nothing of the transaction happened yet, so running the statement again
+    on a fresh connection is safe. A failure later in a transaction is not retried.
+    """
+
+    def execute(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retry_first(super().execute, *args, **kwargs)
+
+    def scalar(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retry_first(super().scalar, *args, **kwargs)
+
+    def scalars(self, *args: Any, **kwargs: Any) -> Any:
+        return self._retry_first(super().scalars, *args, **kwargs)
+
+    def _retry_first(self, call: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        first = not self.in_transaction()
+        try:
+            return call(*args, **kwargs)
+        except DBAPIError as exc:
+            if not (first and exc.connection_invalidated):
+                raise
+            self.rollback()
+            return call(*args, **kwargs)
+
+
 def create_engine(database_url: str, credentials: SecretCredentials | None = None) -> AsyncEngine:
     url = normalise_database_url(database_url)
     if url.startswith("sqlite"):
@@ -93,7 +125,8 @@ def create_engine(database_url: str, credentials: SecretCredentials | None = Non
     )
     return create_async_engine(
         url,
-        pool_pre_ping=True,
+        # No pre-ping: RetryingSession recovers from a dead connection instead.
+        pool_pre_ping=False,
         pool_size=10,
         max_overflow=10,
         pool_recycle=1800,
@@ -142,7 +175,10 @@ class Database:
     def sessions(self) -> async_sessionmaker[AsyncSession]:
         if self._sessions is None:
             self._sessions = async_sessionmaker(
-                self.engine, expire_on_commit=False, info={SESSION_INFO_KEY: self.user_cache}
+                self.engine,
+                expire_on_commit=False,
+                sync_session_class=RetryingSession,
+                info={SESSION_INFO_KEY: self.user_cache},
             )
         return self._sessions
 
