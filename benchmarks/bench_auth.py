@@ -3,7 +3,8 @@
   bare        FastAPI hello endpoint, no middleware (benchmarks/bare_app.py)
   healthz     GET /healthz from create_app: the middleware stack alone, for reference
   me          GET /v1/users/me from create_app: the whole middleware stack, ES256 verification
-              and the user's primary-key lookup (SQLite, and PostgreSQL when reachable)
+              and the user's lookup (SQLite; PostgreSQL when reachable, also with Redis:
+              the user cache answers and only the entitlements read reaches PostgreSQL)
   login       POST /v1/auth/login with a correct password: argon2id verification, a new
               session row and a signed access token
 
@@ -83,7 +84,9 @@ class Target:
 
 
 @contextmanager
-def _slipway(label: str, database_url: str, keys: str) -> Iterator[list[Target]]:
+def _slipway(
+    label: str, database_url: str, keys: str, redis_url: str = ""
+) -> Iterator[list[Target]]:
     """A migrated Slipway server with one account; yields its healthz, /me and login targets."""
     _migrate(database_url)
     env = {
@@ -91,11 +94,13 @@ def _slipway(label: str, database_url: str, keys: str) -> Iterator[list[Target]]
         "DATABASE_URL": database_url,
         "JWT_PRIVATE_KEYS": keys,
         "RATE_LIMITS_FILE": str(HERE / "auth_policies.toml"),
-        "REDIS_URL": "",
+        "REDIS_URL": redis_url,
     }
     account = {"email": EMAIL, "password": PASSWORD}
     with serve("api.main:app", env, ready_path="/healthz") as url:
-        httpx.post(url + "/v1/auth/register", json=account, timeout=30).raise_for_status()
+        registered = httpx.post(url + "/v1/auth/register", json=account, timeout=30)
+        if registered.status_code != 409:  # 409: a server before this one registered it
+            registered.raise_for_status()
         login = httpx.post(url + "/v1/auth/login", json=account, timeout=30)
         login.raise_for_status()
         bearer = {"Authorization": f"Bearer {login.json()['access_token']}"}
@@ -158,6 +163,11 @@ def main() -> None:
         else:
             servers.callback(_drop_postgres, postgres_url)
             targets += servers.enter_context(_slipway("PostgreSQL", postgres_url, keys))
+            # The deployed shape: the user cache and the limiter's state in Redis.
+            redis = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
+            targets += servers.enter_context(
+                _slipway("PostgreSQL + Redis", postgres_url, keys, redis_url=redis)
+            )
         # Idle servers cost nothing: all stay up, and only the one under load works.
         _measure(targets)
 
