@@ -1,4 +1,4 @@
-# Slipway developer commands (CONTRACT.md section 1). Works on a fresh machine with only
+# Slipway developer commands (docs/reference.md#commands). Works on a fresh machine with only
 # Python 3.11+: uv is installed with pip when missing.
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd reference dashboards flows infra-plan infra-cost infra-rehearse hooks bench actionlint-deps alerts-rehearse dast
+	erd diagrams reference dashboards flows infra-plan infra-cost infra-rehearse hooks bench actionlint-deps alerts-rehearse dast
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -64,6 +64,12 @@ system-deps: ## Debian packages the tests use (promtool, amtool, chromium, ...),
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends postgresql-client >/dev/null; \
 	fi
+	@# graphviz (dot): make diagrams and the test that checks the committed pictures are fresh.
+	@if ! command -v dot >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package graphviz (architecture diagrams)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null; \
+	fi
 	@# redis-server: the rate-limit outage test starts (and kills) a throwaway server of its own.
 	@if ! command -v redis-server >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing Debian package redis-server (rate-limit outage test)"; \
@@ -104,6 +110,9 @@ dast: sync ## schemathesis + the attack suite against a live API; fails on any f
 
 erd: sync ## regenerate docs/erd.md from the models
 	$(UV) run --no-sync python scripts/generate_erd.py
+
+diagrams: sync system-deps ## regenerate the architecture pictures (docs/architecture/*.svg, docs/erd.svg)
+	$(UV) run --no-sync python -m scripts.diagrams
 
 reference: sync ## regenerate docs/reference.md (commands, settings, API, limits, metrics, flows)
 	$(UV) run --no-sync python -m scripts.generate_reference

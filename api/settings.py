@@ -1,4 +1,4 @@
-"""The only reader of environment variables (CONTRACT.md section 2).
+"""The only reader of environment variables (docs/reference.md#settings).
 
 Outside development, settings refuse to load when a value is missing or insecure, naming the
 variable, so a misconfigured deployment fails at start-up instead of at the first request.

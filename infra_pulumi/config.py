@@ -160,7 +160,7 @@ PROD_DEFAULTS = StackDefaults(
     nat_mode="perAz",
     vpc_cidr="10.30.0.0/16",
     # Burstable: an idle-to-moderate API; raise it with slipway:dbInstanceClass when CPU credits
-    # run low (the cost goal of CONTRACT §7 assumes this size).
+    # run low (the cost goal of docs/deploying.md#running-stacks assumes this size).
     db_instance_class="db.t4g.medium",
     db_allocated_storage_gb=100,
     db_backup_retention_days=30,
@@ -416,7 +416,7 @@ def load_stack_config(
     if max_tasks < min_tasks:
         raise ConfigError(f"{read.key('apiMaxTasks')} must be at least slipway:apiMinTasks")
     backup_days = read.integer("dbBackupRetentionDays", defaults.db_backup_retention_days, 1, 35)
-    # CONTRACT §7: backups >= 7 days everywhere, >= 30 in prod; refuse early with the key named.
+    # docs/deploying.md#running-stacks: backups >= 7 days everywhere, >= 30 in prod; refuse early with the key named.
     floor = 30 if is_prod else 7
     if backup_days < floor:
         raise ConfigError(f"{read.key('dbBackupRetentionDays')} must be at least {floor}")

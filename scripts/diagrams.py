@@ -105,6 +105,9 @@ def _label(resource: PlannedResource, kind: str) -> str:
 
 
 def stack_graph(plan: Plan) -> graphviz.Digraph:
+    # Pulumi registers resources concurrently, so the plan's order varies from run to run;
+    # drawing them in URN order keeps the layout (and the committed file) identical.
+    plan = Plan(plan.stack, sorted(plan.resources, key=lambda r: r.urn), plan.outputs)
     graph = graphviz.Digraph(
         plan.stack,
         graph_attr={
@@ -139,7 +142,7 @@ def stack_graph(plan: Plan) -> graphviz.Digraph:
     _security_group_edges(edges, plan, shown)
     _edge_edges(graph, edges, plan, shown)
     _alerting_edges(graph, edges, plan, shown)
-    for (source, target), labels in edges.items():
+    for (source, target), labels in sorted(edges.items()):
         graph.edge(
             source, target, label=", ".join(dict.fromkeys(label for label in labels if label))
         )

@@ -1,4 +1,4 @@
-"""Reaching the machine's PostgreSQL and Redis from tests (CONTRACT.md section 1).
+"""Reaching the machine's PostgreSQL and Redis from tests (docs/reference.md#commands).
 
 An unreachable service skips the tests that need it, with the reason, except under CI=true,
 where it fails them: CI must never pass by skipping the real thing.

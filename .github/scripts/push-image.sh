@@ -2,7 +2,7 @@
 # Pushes the image built once by deploy.yml's build job to one stack's ECR repository.
 # Inputs (environment): ARCHIVE (docker save tarball), LOCAL_IMAGE (its tag), REPOSITORY_URL
 # (<account>.dkr.ecr.<region>.amazonaws.com/<name>), IMAGE_TAG (the commit SHA).
-# ECR tags are immutable (CONTRACT.md section 7), so a re-run finds the tag present and skips.
+# ECR tags are immutable (docs/deploying.md#running-stacks), so a re-run finds the tag present and skips.
 set -euo pipefail
 
 : "${ARCHIVE:?}" "${LOCAL_IMAGE:?}" "${REPOSITORY_URL:?}" "${IMAGE_TAG:?}"

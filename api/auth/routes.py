@@ -1,4 +1,4 @@
-"""HTTP endpoints of auth (CONTRACT.md section 3): thin wrappers around api.auth.service."""
+"""HTTP endpoints of auth (docs/api.md): thin wrappers around api.auth.service."""
 
 from __future__ import annotations
 

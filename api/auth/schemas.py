@@ -1,4 +1,4 @@
-"""Request and response bodies of the auth endpoints (CONTRACT.md section 3)."""
+"""Request and response bodies of the auth endpoints (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,1 +1,1 @@
-"""Metrics (CONTRACT.md section 5), their HTTP middleware and the /metrics endpoint."""
+"""Metrics (docs/reference.md#metrics), their HTTP middleware and the /metrics endpoint."""

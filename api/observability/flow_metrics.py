@@ -37,7 +37,7 @@ class FlowGauge:
 LAST_SUCCESS = "ops_flow_last_success_timestamp_seconds"
 RUNS = "ops_flow_runs"  # exported as ops_flow_runs_total (a counter)
 
-# Beyond CONTRACT.md section 5: what the ops dashboard and alerts need from the flows'
+# Beyond docs/reference.md#metrics: what the ops dashboard and alerts need from the flows'
 # reports. The flows record these measurements (api.observability.flow_runs).
 FLOW_GAUGES: tuple[FlowGauge, ...] = (
     FlowGauge(

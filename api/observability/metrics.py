@@ -1,5 +1,6 @@
-"""Every metric the API exports, defined once. Names and labels are the contract (CONTRACT.md
-section 5) that dashboards and alerts are built on; a test checks them against both.
+"""Every metric the API exports, defined once. Names and labels are an interface
+(docs/reference.md#metrics) that dashboards and alerts are built on; a test checks them against
+both.
 
 With PROMETHEUS_MULTIPROC_DIR set (several uvicorn/gunicorn workers) prometheus_client keeps
 values in shared files; gauges then need an explicit multiprocess mode. The ops_* series come

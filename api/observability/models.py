@@ -22,7 +22,7 @@ from api import metadata as _shared_metadata  # noqa: F401
 FlowResult = Literal["success", "failure"]
 FLOW_RESULTS: tuple[FlowResult, ...] = ("success", "failure")
 
-# The flows of CONTRACT.md section 6. The `flow` label only takes these values, so the number of
+# The flows of docs/operations.md. The `flow` label only takes these values, so the number of
 # series stays fixed whatever a caller passes.
 KNOWN_FLOWS: tuple[str, ...] = ("backup", "reconcile-payments", "dependency-scan", "tech-debt")
 

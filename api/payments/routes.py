@@ -1,4 +1,4 @@
-"""HTTP endpoints of payments (CONTRACT.md section 3): thin wrappers around the services."""
+"""HTTP endpoints of payments (docs/api.md): thin wrappers around the services."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Payment statuses and the only transitions between them (CONTRACT.md section 3).
+"""Payment statuses and the only transitions between them (docs/api.md).
 
 Stripe does not order its events, so a change is applied only when the transition table
 allows it AND the event is not older than the one that set the current status. The decision is

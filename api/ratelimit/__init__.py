@@ -1,4 +1,4 @@
-"""Per-endpoint rate limiting (CONTRACT.md section 4): policies from RATE_LIMITS_FILE over the
+"""Per-endpoint rate limiting (docs/rate-limits.md): policies from RATE_LIMITS_FILE over the
 bundled defaults, GCRA on Redis (one atomic Lua script per round trip, concurrent decisions
 coalesced) or in-process, IETF RateLimit headers, 429 problem+json when refused."""
 

@@ -1,4 +1,4 @@
-"""Rate-limit policies: the bundled defaults overlaid with RATE_LIMITS_FILE (CONTRACT.md §4).
+"""Rate-limit policies: the bundled defaults overlaid with RATE_LIMITS_FILE (docs/rate-limits.md).
 
 The file is TOML with `[policies.<name>]` tables (`quota`, `window_seconds`, `key`, `routes`,
 and optionally `companions`: policies that limit the same routes as well, each by its own
@@ -169,7 +169,7 @@ class PolicySet:
         return True, best[1]
 
     def policy_for(self, method: str, template: str, *, requires_bearer: bool) -> Policy | None:
-        """The policy limiting a route (None when exempt), with the fallbacks of CONTRACT §4."""
+        """The policy limiting a route (None when exempt), with the fallbacks of docs/rate-limits.md."""
         found, policy = self.explicit_policy_for(method, template)
         if found:
             return policy

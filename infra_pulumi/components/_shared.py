@@ -10,7 +10,7 @@ import pulumi
 
 from infra_pulumi.config import StackConfig
 
-# The load balancers' TLS policy: TLS 1.3, with TLS 1.2 for older clients (CONTRACT section 7).
+# The load balancers' TLS policy: TLS 1.3, with TLS 1.2 for older clients (docs/deploying.md#running-stacks).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 # Tag read by the policy pack to know what a security group or bucket is for.

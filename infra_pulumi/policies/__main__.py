@@ -1,4 +1,4 @@
-"""CrossGuard policy pack: CONTRACT.md §7, enforced (mandatory) on every stack.
+"""CrossGuard policy pack: docs/deploying.md#running-stacks, enforced (mandatory) on every stack.
 
     pulumi preview --policy-pack infra_pulumi/policies
 

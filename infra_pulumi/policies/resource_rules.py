@@ -1,4 +1,4 @@
-"""Resource validation rules: one resource's properties (camelCase) against CONTRACT.md §7."""
+"""Resource validation rules: one resource's properties (camelCase) against docs/deploying.md#running-stacks."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Accounts and sessions through HTTP, on SQLite and PostgreSQL (CONTRACT.md section 3)."""
+"""Accounts and sessions through HTTP, on SQLite and PostgreSQL (docs/api.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Access-token verification: the attack suite, key rotation and JWKS (CONTRACT.md section 3).
+"""Access-token verification: the attack suite, key rotation and JWKS (docs/api.md).
 
 Every refused token must get the same 401 with `WWW-Authenticate: Bearer error="invalid_token"`;
 a correctly made token is checked alongside, so each attack differs from a valid token in one

@@ -1,4 +1,4 @@
-"""/metrics: every CONTRACT.md section 5 metric with its labels, bounded route labels, the
+"""/metrics: every docs/reference.md#metrics metric with its labels, bounded route labels, the
 METRICS_TOKEN guard, and prometheus_client multiprocess mode."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.api.auth_helpers import STRONG_PASSWORD, unique_email
 from tests.api.metrics_helpers import families, samples, scrape, value
 from tests.conftest import ROOT, AppHarness, delete_all_rows, make_settings
 
-# CONTRACT.md section 5: name -> (type, label names). Dashboards and alerts are built on these.
+# docs/reference.md#metrics: name -> (type, label names). Dashboards and alerts are built on these.
 CONTRACT = {
     "http_requests_total": ("counter", {"method", "route", "status"}),
     "http_request_duration_seconds": ("histogram", {"method", "route"}),

@@ -1,4 +1,4 @@
-"""Deeply nested JSON is a client error on every operation, never a 500 (CONTRACT.md section 3).
+"""Deeply nested JSON is a client error on every operation, never a 500 (docs/api.md).
 
 Regression test for an outside probe's finding: `[[[[...]]]]` made the login limiter's parser
 raise RecursionError (not a ValueError), which answered 500, skipped the limit and logged a

@@ -1,4 +1,4 @@
-"""Rate limits through the real app (CONTRACT.md section 4), on Redis and in-process alike.
+"""Rate limits through the real app (docs/rate-limits.md), on Redis and in-process alike.
 
 Every test runs against both backends; the clock is a FakeClock moved forward instead of
 sleeping, and each app has its own Redis key prefix. The refused request is always checked
@@ -225,7 +225,7 @@ async def test_anonymous_policy_covers_other_public_routes(start: Starter) -> No
         assert_limited_headers(unknown, "anonymous", 300, 60, remaining=2)
 
 
-# Every endpoint of CONTRACT.md section 3 and the policy that limits it (None: exempt).
+# Every endpoint of docs/api.md and the policy that limits it (None: exempt).
 CONTRACT_ENDPOINTS = [
     ("GET", "/healthz", None),
     ("GET", "/readyz", None),

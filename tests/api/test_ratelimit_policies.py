@@ -1,4 +1,4 @@
-"""The policy file (CONTRACT.md section 4) and the GCRA arithmetic, without an app."""
+"""The policy file (docs/rate-limits.md) and the GCRA arithmetic, without an app."""
 
 from __future__ import annotations
 
