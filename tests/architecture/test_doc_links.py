@@ -58,7 +58,8 @@ def _missing(source: Path, target: str, base: Path) -> str | None:
     resolved = (base / path_part).resolve() if path_part else source
     if not resolved.is_relative_to(ROOT):
         return f"{target}: outside the repository"
-    if not resolved.exists():
+    # A module may be named without its suffix (`api/openapi_document`).
+    if not resolved.exists() and not resolved.with_name(resolved.name + ".py").exists():
         return f"{target}: no such file"
     if anchor and resolved.suffix == ".md" and anchor not in anchors(resolved):
         return f"{target}: no heading #{anchor} in {resolved.relative_to(ROOT)}"
