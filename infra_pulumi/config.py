@@ -416,7 +416,8 @@ def load_stack_config(
     if max_tasks < min_tasks:
         raise ConfigError(f"{read.key('apiMaxTasks')} must be at least slipway:apiMinTasks")
     backup_days = read.integer("dbBackupRetentionDays", defaults.db_backup_retention_days, 1, 35)
-    # docs/deploying.md#running-stacks: backups >= 7 days everywhere, >= 30 in prod; refuse early with the key named.
+    # Backups >= 7 days everywhere, >= 30 in prod (docs/deploying.md#running-stacks); refuse
+    # early with the key named.
     floor = 30 if is_prod else 7
     if backup_days < floor:
         raise ConfigError(f"{read.key('dbBackupRetentionDays')} must be at least {floor}")

@@ -22,7 +22,8 @@ from typing import Any
 from infra_pulumi.plan import Plan, PlannedResource
 
 PRICES_FILE = Path(__file__).with_name("prices.toml")
-# Idle cost goals per stack kind (dev <= 40, staging <= 150, prod <= 550 USD/month: docs/deploying.md).
+# Idle cost goals per stack kind, USD a month (docs/deploying.md): dev <= 40, staging <= 150,
+# prod <= 550.
 GOALS_USD = {"dev": 40.0, "staging": 150.0, "prod": 550.0}
 
 

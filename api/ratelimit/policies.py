@@ -169,7 +169,8 @@ class PolicySet:
         return True, best[1]
 
     def policy_for(self, method: str, template: str, *, requires_bearer: bool) -> Policy | None:
-        """The policy limiting a route (None when exempt), with the fallbacks of docs/rate-limits.md."""
+        """The policy limiting a route (None when exempt), with the documented fallbacks
+        (docs/rate-limits.md)."""
         found, policy = self.explicit_policy_for(method, template)
         if found:
             return policy

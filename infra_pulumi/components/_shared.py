@@ -10,7 +10,8 @@ import pulumi
 
 from infra_pulumi.config import StackConfig
 
-# The load balancers' TLS policy: TLS 1.3, with TLS 1.2 for older clients (docs/deploying.md#running-stacks).
+# The load balancers' TLS policy: TLS 1.3, with TLS 1.2 for older clients (TLS >= 1.2 is one
+# of the invariants in docs/deploying.md#running-stacks).
 TLS_POLICY = "ELBSecurityPolicy-TLS13-1-2-2021-06"
 
 # Tag read by the policy pack to know what a security group or bucket is for.

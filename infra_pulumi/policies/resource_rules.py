@@ -1,4 +1,5 @@
-"""Resource validation rules: one resource's properties (camelCase) against docs/deploying.md#running-stacks."""
+"""Resource validation rules: one resource's properties (camelCase) against the stack invariants
+(docs/deploying.md#running-stacks)."""
 
 from __future__ import annotations
 

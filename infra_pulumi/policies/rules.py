@@ -1,4 +1,5 @@
-"""docs/deploying.md#running-stacks as plain functions: the policy pack and the tests run exactly these.
+"""The stack invariants (docs/deploying.md#running-stacks) as plain functions: the policy pack
+and the tests run exactly these.
 
 Resource rules (`resource_rules.py`) take `(type, props, facts)` and return violation messages;
 stack rules (`stack_rules.py`) take every resource of the stack. Properties are Pulumi's
