@@ -15,9 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from flows.reports import FlowOutcome, failure_outcome
 from flows.settings import flows_settings
+
+if TYPE_CHECKING:
+    from flows.prefect_support import AfterKept
 
 
 def _iso_datetime(text: str) -> datetime:
@@ -261,6 +265,14 @@ RUNNERS: dict[str, Callable[[argparse.Namespace], FlowOutcome]] = {
 }
 
 
+def _after_kept(command: str) -> AfterKept | None:
+    if command == "tech-debt":
+        from flows.tech_debt.tracking_issue import publish_tracking_issue
+
+        return publish_tracking_issue
+    return None
+
+
 def run_flow(args: argparse.Namespace) -> int:
     from flows.prefect_support import complete_run
 
@@ -272,7 +284,7 @@ def run_flow(args: argparse.Namespace) -> int:
         print(f"error: {outcome.summary}", file=sys.stderr)
     else:
         print(outcome.summary)
-    outcome = complete_run(outcome, started_at)
+    outcome = complete_run(outcome, started_at, _after_kept(args.command))
     if outcome.report_url:
         print(f"report: {outcome.report_url}")
     print(outcome.report_path)

@@ -8,7 +8,7 @@ never pay Prefect's import and temporary-server cost.
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,23 +62,35 @@ def publish_artifacts(outcome: FlowOutcome) -> bool:
     return True
 
 
-def complete_run(outcome: FlowOutcome, started_at: datetime) -> FlowOutcome:
-    """Keep the report (trend, S3), publish the artifacts, record the run; returns the outcome
-    as kept. A report that cannot be kept turns the run into a failure: its history is lost."""
+# What a flow does with its report once kept (tech-debt: its GitHub tracking issue).
+AfterKept = Callable[[FlowOutcome], FlowOutcome]
+
+
+def complete_run(
+    outcome: FlowOutcome, started_at: datetime, after_kept: AfterKept | None = None
+) -> FlowOutcome:
+    """Keep the report (trend, S3), run `after_kept`, publish the artifacts, record the run;
+    returns the outcome as kept. A report that cannot be kept turns the run into a failure: its
+    history is lost."""
     try:
         outcome = keep_report(outcome)
     except StorageError as exc:
         kept_locally = outcome.report_path
         outcome = failure_outcome(outcome.flow, exc, kept_locally.parent.parent.parent)
         print(f"error: {outcome.summary} (local report: {kept_locally})", file=sys.stderr)
+    else:
+        if after_kept is not None:
+            outcome = after_kept(outcome)
     publish_artifacts(outcome)
     record_outcome(outcome, started_at)
     return outcome
 
 
-def finish_prefect_run(outcome: FlowOutcome, started_at: datetime) -> str:
+def finish_prefect_run(
+    outcome: FlowOutcome, started_at: datetime, after_kept: AfterKept | None = None
+) -> str:
     """Complete the run, print the report path last; raise when the run should show as failed."""
-    outcome = complete_run(outcome, started_at)
+    outcome = complete_run(outcome, started_at, after_kept)
     if outcome.report_url:
         print(f"report: {outcome.report_url}")
     print(outcome.report_path)

@@ -38,6 +38,13 @@ class FlowsSettings(BaseSettings):
     tech_debt_git_token_secret_arn: str | None = Field(
         None, validation_alias="TECH_DEBT_GIT_TOKEN_SECRET_ARN"
     )
+    # tech-debt keeps one GitHub tracking issue up to date when both are set (the token needs
+    # Issues: write; without GITHUB_TOKEN the tech-debt token above is used).
+    github_token: SecretStr | None = Field(None, validation_alias="GITHUB_TOKEN")
+    github_repository: str | None = Field(
+        None, pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", validation_alias="GITHUB_REPOSITORY"
+    )
+    github_api_url: str = Field("https://api.github.com", validation_alias="GITHUB_API_URL")
     # The image tag the deploy pipeline registers the deployments under (their version).
     image_tag: str | None = Field(None, validation_alias="FLOWS_IMAGE_TAG")
     # Failed or crashed flow runs are published to this SNS topic (the alerts' Slack/email path),

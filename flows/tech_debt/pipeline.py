@@ -126,11 +126,17 @@ def trend(current: dict[str, Any], previous: dict[str, Any] | None) -> dict[str,
     if previous is None:
         return None
     before, now = previous["summary"], current["summary"]
-    old_hotspots = {h["file"] for h in previous.get("hotspots", [])}
+    old_scores = {h["file"]: h["score"] for h in previous.get("hotspots", [])}
     return {
         "previous_generated_at": previous.get("generated_at"),
         "deltas": {key: now[key] - before.get(key, 0) for key in now},
-        "new_hotspots": [h["file"] for h in current["hotspots"] if h["file"] not in old_hotspots],
+        "new_hotspots": [h["file"] for h in current["hotspots"] if h["file"] not in old_scores],
+        # Score change of each hotspot that was already one last time.
+        "hotspot_deltas": {
+            h["file"]: h["score"] - old_scores[h["file"]]
+            for h in current["hotspots"]
+            if h["file"] in old_scores
+        },
     }
 
 

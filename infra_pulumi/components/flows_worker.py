@@ -151,13 +151,15 @@ class FlowsWorker(pulumi.ComponentResource):
             opts=child(self),
         )
 
-        # tech-debt clones the repository with a read-only token an operator puts here
-        # (`aws secretsmanager put-secret-value`); the stack holds no value, so none is in its
-        # state, and the flow says what to do while it is empty.
+        # tech-debt clones the repository and rewrites its tracking issue with a token an
+        # operator puts here (`aws secretsmanager put-secret-value`; fine-grained, this
+        # repository only, Contents: read + Issues: write); the stack holds no value, so none is
+        # in its state, and the flow says what to do while it is empty.
         self.git_token_secret = aws.secretsmanager.Secret(
             f"{name}-tech-debt-git-token",
             name=f"{config.name_prefix}/tech-debt-git-token",
-            description=f"read-only token for cloning {config.github_repository} (tech-debt flow)",
+            description=f"token for {config.github_repository}: contents read (clone), issues "
+            "write (tracking issue); tech-debt flow",
             kms_key_id=inputs.kms_key_arn,
             recovery_window_in_days=30 if config.is_prod else 7,
             tags=tags(config, "tech-debt-git-token"),
@@ -537,6 +539,8 @@ class FlowsWorker(pulumi.ComponentResource):
                             "PREFECT_UI_URL": self.prefect_ui_url,
                             "TECH_DEBT_REPO_URL": f"https://github.com/{config.github_repository}.git",
                             "TECH_DEBT_GIT_TOKEN_SECRET_ARN": git_token_arn,
+                            # Where tech-debt keeps its tracking issue (same token).
+                            "GITHUB_REPOSITORY": config.github_repository,
                         }
                     ),
                     "secrets": containers.secret_list(

@@ -31,6 +31,14 @@ def _moto_server_command() -> str | None:
     return str(beside_python) if beside_python.exists() else shutil.which("moto_server")
 
 
+@pytest.fixture(autouse=True)
+def no_github(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No flow test reaches the real GitHub, whatever the shell (or CI: GITHUB_REPOSITORY) sets:
+    tech-debt's tracking issue is configured only by the tests that point it at the stub."""
+    for name in ("GITHUB_TOKEN", "GITHUB_REPOSITORY", "GITHUB_API_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
 @pytest.fixture(scope="session")
 def aws_environment() -> Iterator[None]:
     """Fake credentials, so no test can ever sign a request with real ones."""

@@ -78,6 +78,8 @@ def test_the_worker_keeps_reports_clones_with_the_token_and_notifies_pages(prod:
     assert env["FLOWS_REPORTS_BUCKET"] == prod.outputs["reportsBucket"]
     assert env["TECH_DEBT_REPO_URL"].startswith("https://github.com/")
     assert env["TECH_DEBT_GIT_TOKEN_SECRET_ARN"] == secret["arn"]
+    # The tracking issue lives in the repository tech-debt clones, updated with the same token.
+    assert env["TECH_DEBT_REPO_URL"] == f"https://github.com/{env['GITHUB_REPOSITORY']}.git"
     assert env["FLOWS_ALERTS_TOPIC_ARN"] == pages
     assert env["FLOWS_STACK"] == "slipway-prod"
     assert env["PREFECT_UI_URL"] == prod.outputs["prefectUiUrl"]
