@@ -8,6 +8,7 @@ and never echoes a secret value.
 from __future__ import annotations
 
 import difflib
+import ipaddress
 import json
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -225,6 +226,8 @@ class StackConfig:
     backup_retention_days: int
     waf_enabled: bool
     waf_rate_limit_per_5min: int
+    # Addresses the WAF lets through before any rule (a penetration tester's, for a test window).
+    waf_allowed_cidrs: tuple[str, ...]
     github_repository: str
     github_environment: str
     alert_email: str
@@ -345,6 +348,24 @@ class _Reader:
                 "(e.g. 9067d4a5c1-8f3e2b1a-4c5d-4e6f-8a9b-0c1d2e3f4a5b), not group names"
             )
         return tuple(ids)
+
+    def cidrs(self, name: str) -> tuple[str, ...]:
+        """Narrow address ranges (IPv4 /16 or longer, IPv6 /32 or longer), canonical form."""
+        networks = []
+        for text in self.string_list(name, []):
+            try:
+                network = ipaddress.ip_network(text, strict=True)
+            except ValueError:
+                raise ConfigError(
+                    f"{self.key(name)}: {text!r} is not a CIDR (e.g. 203.0.113.7/32)"
+                ) from None
+            if network.prefixlen < (16 if network.version == 4 else 32):
+                raise ConfigError(
+                    f"{self.key(name)}: {text} is too broad to trust (IPv4 /16 or longer, "
+                    "IPv6 /32 or longer)"
+                )
+            networks.append(str(network))
+        return tuple(networks)
 
     def string_list(self, name: str, default: list[str]) -> list[str]:
         value = self.raw(name)
@@ -478,6 +499,7 @@ def load_stack_config(
         backup_retention_days=read.integer("backupObjectRetentionDays", 35, 1, 3650),
         waf_enabled=read.boolean("wafEnabled", defaults.waf_enabled),
         waf_rate_limit_per_5min=read.integer("wafRateLimitPer5Min", 2000, 100, 2_000_000),
+        waf_allowed_cidrs=read.cidrs("wafAllowedCidrs"),
         github_repository=repository,
         github_environment=read.string("githubEnvironment", defaults.github_environment),
         alert_email=alert_email,

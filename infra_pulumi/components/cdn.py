@@ -176,6 +176,35 @@ class Cdn(pulumi.ComponentResource):
             {"domainName": self.distribution.domain_name, "arn": self.distribution.arn}
         )
 
+    def _allowlist_rule(self, name: str, config: StackConfig) -> dict[str, Any]:
+        """Lets an agreed tester's addresses through before any other rule (slipway:
+        wafAllowedCidrs, set for a penetration test's window and removed after it), so the
+        test exercises the application rather than the managed rules and the rate limit."""
+        statements = []
+        for version in sorted({_ip_version(cidr) for cidr in config.waf_allowed_cidrs}):
+            ip_set = aws.wafv2.IpSet(
+                f"{name}-waf-allowed-{version.lower()}",
+                name=f"{config.name_prefix}-allowed-{version.lower()}",
+                description="Addresses let through the WAF (slipway:wafAllowedCidrs)",
+                scope="CLOUDFRONT",
+                region="us-east-1",
+                ip_address_version=version,
+                addresses=[c for c in config.waf_allowed_cidrs if _ip_version(c) == version],
+                tags=tags(config, "waf-allowed"),
+                opts=child(self),
+            )
+            statements.append({"ip_set_reference_statement": {"arn": ip_set.arn}})
+        statement = (
+            statements[0] if len(statements) == 1 else {"or_statement": {"statements": statements}}
+        )
+        return {
+            "name": "allowed-testers",
+            "priority": 0,
+            "action": {"allow": {}},
+            "statement": statement,
+            "visibility_config": _visibility("allowed-testers"),
+        }
+
     def _web_acl(self, name: str, config: StackConfig) -> aws.wafv2.WebAcl:
         def managed(rule: str, priority: int, count_only: tuple[str, ...] = ()) -> dict[str, Any]:
             group: dict[str, Any] = {"vendor_name": "AWS", "name": rule}
@@ -196,7 +225,7 @@ class Cdn(pulumi.ComponentResource):
         # counting the managed rule and blocking on its label with a scope of our own.
         large_bodies = {
             "name": "large-body-outside-webhooks",
-            "priority": 2,
+            "priority": 3,
             "action": {"block": {}},
             "statement": {
                 "and_statement": {
@@ -220,34 +249,41 @@ class Cdn(pulumi.ComponentResource):
             "visibility_config": _visibility("large-body-outside-webhooks"),
         }
 
+        rules = [
+            managed("AWSManagedRulesAmazonIpReputationList", 1),
+            managed("AWSManagedRulesCommonRuleSet", 2, count_only=(BODY_SIZE_RULE,)),
+            large_bodies,
+            managed("AWSManagedRulesKnownBadInputsRuleSet", 4),
+            {
+                "name": "rate-per-ip",
+                "priority": 5,
+                "action": {"block": {}},
+                "statement": {
+                    "rate_based_statement": {
+                        "limit": config.waf_rate_limit_per_5min,
+                        "aggregate_key_type": "IP",
+                    }
+                },
+                "visibility_config": _visibility("rate-per-ip"),
+            },
+        ]
+        if config.waf_allowed_cidrs:
+            rules.insert(0, self._allowlist_rule(name, config))
         settings: dict[str, Any] = {
             "name": f"{config.name_prefix}-edge",
             "description": "AWS managed rules and a per-IP rate limit in front of CloudFront",
             "scope": "CLOUDFRONT",
             "region": "us-east-1",
             "default_action": {"allow": {}},
-            "rules": [
-                managed("AWSManagedRulesAmazonIpReputationList", 0),
-                managed("AWSManagedRulesCommonRuleSet", 1, count_only=(BODY_SIZE_RULE,)),
-                large_bodies,
-                managed("AWSManagedRulesKnownBadInputsRuleSet", 3),
-                {
-                    "name": "rate-per-ip",
-                    "priority": 4,
-                    "action": {"block": {}},
-                    "statement": {
-                        "rate_based_statement": {
-                            "limit": config.waf_rate_limit_per_5min,
-                            "aggregate_key_type": "IP",
-                        }
-                    },
-                    "visibility_config": _visibility("rate-per-ip"),
-                },
-            ],
+            "rules": rules,
             "visibility_config": _visibility(f"{config.name_prefix}-edge"),
             "tags": tags(config, "waf"),
         }
         return aws.wafv2.WebAcl(f"{name}-waf", opts=child(self), **settings)
+
+
+def _ip_version(cidr: str) -> str:
+    return "IPV6" if ":" in cidr else "IPV4"
 
 
 def _visibility(metric: str) -> dict[str, Any]:

@@ -77,6 +77,10 @@ def test_prod_defaults_are_resilient_and_ecs() -> None:
         ({"vpcCidr": "192.168.0.0/16"}, "slipway:vpcCidr"),
         ({"apiMinTasks": "4", "apiMaxTasks": "2"}, "slipway:apiMaxTasks"),
         ({"hostedZoneId": " "}, "slipway:hostedZoneId"),
+        ({"wafAllowedCidrs": '["0.0.0.0/0"]'}, "slipway:wafAllowedCidrs"),
+        ({"wafAllowedCidrs": '["10.0.0.0/8"]'}, "slipway:wafAllowedCidrs"),
+        ({"wafAllowedCidrs": '["203.0.113.7/24"]'}, "slipway:wafAllowedCidrs"),
+        ({"wafAllowedCidrs": '["tester"]'}, "slipway:wafAllowedCidrs"),
     ],
 )
 def test_bad_values_name_their_key(values: dict[str, str], key: str) -> None:
