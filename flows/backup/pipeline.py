@@ -144,20 +144,25 @@ def compare_inventories(expected: dict[str, int], restored: dict[str, int]) -> V
     )
 
 
+def download_dump(client: Any, manifest: dict[str, Any], path: Path, label: str) -> tuple[int, str]:
+    """Download the dump a manifest describes to PATH, showing progress; its size and sha256."""
+    with ByteProgress(label, int(manifest["bytes"])) as progress:
+        return download(
+            client,
+            manifest["object"]["bucket"],
+            manifest["object"]["key"],
+            path,
+            on_bytes=progress.advance,
+        )
+
+
 def verify_backup(options: BackupOptions, manifest: dict[str, Any]) -> Verification:
     """Download the dump, check its hash, restore it into a scratch database and compare."""
     client = s3_client(options.s3_endpoint_url)
     connection = Connection.from_url(options.database_url)
     with tempfile.TemporaryDirectory(prefix="slipway-backup-") as directory:
         dump_path = Path(directory) / "backup.dump"
-        with ByteProgress("backup verification download", int(manifest["bytes"])) as progress:
-            size, sha256 = download(
-                client,
-                manifest["object"]["bucket"],
-                manifest["object"]["key"],
-                dump_path,
-                on_bytes=progress.advance,
-            )
+        size, sha256 = download_dump(client, manifest, dump_path, "backup verification download")
         if sha256 != manifest["sha256"] or size != manifest["bytes"]:
             return Verification(verified=False, sha256_matches=False)
         with scratch_database(connection) as scratch:

@@ -19,11 +19,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from flows.backup.pipeline import Verification, compare_inventories
+from flows.backup.pipeline import Verification, compare_inventories, download_dump
 from flows.backup.postgres import BackupError, Connection, restore, take_inventory
-from flows.progress import ByteProgress
 from flows.reports import REPORT_JSON, FlowOutcome, new_report_dir, write_json
-from flows.s3 import StorageError, download, get_bytes, s3_client
+from flows.s3 import StorageError, get_bytes, s3_client
 
 FLOW_NAME = "restore"
 MAX_MANIFEST_BYTES = 10 * 1024 * 1024
@@ -89,14 +88,7 @@ def run_restore(options: RestoreOptions, *, reports_dir: Path) -> FlowOutcome:
     existing = _empty_or_forced(target, options.force)
     with tempfile.TemporaryDirectory(prefix="slipway-restore-") as directory:
         dump_path = Path(directory) / "backup.dump"
-        with ByteProgress("restore download", int(manifest["bytes"])) as progress:
-            size, sha256 = download(
-                client,
-                manifest["object"]["bucket"],
-                manifest["object"]["key"],
-                dump_path,
-                on_bytes=progress.advance,
-            )
+        size, sha256 = download_dump(client, manifest, dump_path, "restore download")
         if sha256 != manifest["sha256"] or size != manifest["bytes"]:
             raise BackupError(
                 f"the dump {manifest['object']['key']} does not match its manifest (sha256 "
