@@ -15,6 +15,7 @@ Test modules load these fixtures with `pytest_plugins = ("tests.api.stripe_emula
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import subprocess
 import sys
@@ -57,6 +58,20 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes] | None = None) ->
 
 @pytest.fixture(scope="session")
 def localstripe_url() -> Iterator[str]:
+    with run_localstripe() as url:
+        yield url
+
+
+@pytest.fixture(scope="module")
+def fresh_localstripe_url() -> Iterator[str]:
+    """An emulator of the module's own, for tests that list everything Stripe holds (the
+    session's emulator keeps the objects every earlier test created)."""
+    with run_localstripe() as url:
+        yield url
+
+
+@contextlib.contextmanager
+def run_localstripe() -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         # --from-scratch: localstripe otherwise loads /tmp/localstripe.pickle, a file every

@@ -36,7 +36,7 @@ def aws_like(
     moto_endpoint: str,
     bucket: str,
     postgres_url: str,
-    localstripe_url: str,
+    fresh_localstripe_url: str,
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[str]:
@@ -59,7 +59,8 @@ def aws_like(
             "FLOWS_REPORTS_BUCKET": reports,
             "DATABASE_URL": postgres_url,
             "STRIPE_SECRET_KEY": "sk_test_slipway_container",
-            "STRIPE_API_BASE": localstripe_url,
+            # Reconciliation compares every subscription Stripe holds: an emulator of its own.
+            "STRIPE_API_BASE": fresh_localstripe_url,
             "FLOWS_ADVISORY_DB_URL": f"{osv_url}/all.zip",
             "TECH_DEBT_REPO_URL": f"file://{bare}",
             "BACKUP_BUCKET": bucket,
