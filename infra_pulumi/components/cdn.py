@@ -1,4 +1,5 @@
-"""CloudFront: static assets from S3 via OAC, the API uncached, HTTPS with TLS 1.2+, WAF in prod."""
+"""CloudFront: static assets from S3 via OAC, the API uncached but for its two public documents,
+HTTPS with TLS 1.2+, WAF in prod."""
 
 from __future__ import annotations
 
@@ -25,6 +26,18 @@ ORIGIN_VERIFY_HEADER = "X-Origin-Verify"
 CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
 # Paths answered by the API; everything else is a static asset.
 API_PATHS = ("/v1/*", "/.well-known/*", "/healthz", "/readyz", "/docs", "/openapi.json")
+# The API's public documents that change only with a deploy: the app sends them with
+# `Cache-Control: public, max-age=300` and a strong ETag (api/http_caching.py), the same bytes
+# for every caller. Their behaviours come before API_PATHS, whose first match would otherwise
+# take them. Nothing else of the API is cached: its answers depend on the caller.
+PUBLIC_CACHED_PATHS = ("/v1/prices", "/.well-known/jwks.json")
+# The origin's Cache-Control decides; these only bound it. Without one CloudFront keeps an
+# answer a minute, and never more than an hour whatever the origin says.
+PUBLIC_CACHE_TTLS = {"min_ttl": 0, "default_ttl": 60, "max_ttl": 3600}
+# The only request header the documents vary on: CORS echoes an allowed Origin (Vary: Origin).
+# Never Authorization or cookies: the documents are the same for everyone, and a key on who
+# asks would split the cache per caller.
+PUBLIC_CACHE_KEY_HEADERS = ("Origin",)
 STATIC_ORIGIN = "static"
 API_ORIGIN = "api"
 # Stripe's events can exceed the 8 KB that the common rule set's SizeRestrictions_BODY allows;
@@ -37,6 +50,7 @@ BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 class Cdn(pulumi.ComponentResource):
     distribution: aws.cloudfront.Distribution
     web_acl: aws.wafv2.WebAcl | None
+    public_cache_policy: aws.cloudfront.CachePolicy
 
     def __init__(
         self,
@@ -84,20 +98,28 @@ class Cdn(pulumi.ComponentResource):
             opts=child(self),
         )
         self.web_acl = self._web_acl(name, config) if config.waf_enabled else None
+        self.public_cache_policy = self._public_cache_policy(name, config)
 
-        api_behaviours: list[dict[str, Any]] = [
-            {
+        def api_behaviour(path: str, cache_policy_id: pulumi.Input[str]) -> dict[str, Any]:
+            # Same origin, origin request policy (viewer headers, CloudFront-Viewer-Address)
+            # and origin secret for every API path; only the cache policy differs.
+            return {
                 "path_pattern": path,
                 "target_origin_id": API_ORIGIN,
                 "viewer_protocol_policy": "https-only",
                 "allowed_methods": ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"],
                 "cached_methods": ["GET", "HEAD"],
-                "cache_policy_id": CACHING_DISABLED,
+                "cache_policy_id": cache_policy_id,
                 "origin_request_policy_id": ALL_VIEWER_EXCEPT_HOST,
                 "response_headers_policy_id": headers.id,
                 "compress": True,
             }
-            for path in API_PATHS
+
+        # CloudFront takes the first behaviour whose pattern matches: the cached documents
+        # first, then the rest of the API, uncached.
+        api_behaviours = [
+            *(api_behaviour(path, self.public_cache_policy.id) for path in PUBLIC_CACHED_PATHS),
+            *(api_behaviour(path, CACHING_DISABLED) for path in API_PATHS),
         ]
         api_origin: dict[str, Any] = {
             "origin_id": API_ORIGIN,
@@ -175,6 +197,29 @@ class Cdn(pulumi.ComponentResource):
         self.register_outputs(
             {"domainName": self.distribution.domain_name, "arn": self.distribution.arn}
         )
+
+    def _public_cache_policy(self, name: str, config: StackConfig) -> aws.cloudfront.CachePolicy:
+        """Caches the public documents as long as their Cache-Control says (within
+        PUBLIC_CACHE_TTLS), keyed on nothing of the caller but Origin. CloudFront keeps the
+        ETag: it answers a viewer's matching If-None-Match with 304 itself and revalidates an
+        expired copy with the origin conditionally."""
+        settings: dict[str, Any] = {
+            "name": f"{config.name_prefix}-public-documents",
+            "comment": "Public API documents: the origin's Cache-Control; no caller in the key",
+            **PUBLIC_CACHE_TTLS,
+            "parameters_in_cache_key_and_forwarded_to_origin": {
+                "cookies_config": {"cookie_behavior": "none"},
+                "headers_config": {
+                    "header_behavior": "whitelist",
+                    "headers": {"items": list(PUBLIC_CACHE_KEY_HEADERS)},
+                },
+                "query_strings_config": {"query_string_behavior": "none"},
+                # Compressed copies are cached separately; `compress` needs these.
+                "enable_accept_encoding_gzip": True,
+                "enable_accept_encoding_brotli": True,
+            },
+        }
+        return aws.cloudfront.CachePolicy(f"{name}-public-documents", opts=child(self), **settings)
 
     def _allowlist_rule(self, name: str, config: StackConfig) -> dict[str, Any]:
         """Lets an agreed tester's addresses through before any other rule (slipway:

@@ -24,6 +24,13 @@ DATA_STORE_CLIENTS = {
     "database": frozenset({"app", "worker", "bastion"}),
     "cache": frozenset({"app", "worker"}),
 }
+# CloudFront's managed CachingDisabled policy: what every API path uses but the documents below.
+CACHING_DISABLED_POLICY = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+# The only API paths CloudFront may cache: public documents, the same bytes for every caller.
+# Adding one is a security decision: a cached answer that depends on the caller leaks it.
+CACHEABLE_API_PATHS = frozenset({"/v1/prices", "/.well-known/jwks.json"})
+# Request parts that identify a caller; a shared cache must not key on (or forward) them.
+CALLER_HEADERS = frozenset({"authorization", "cookie"})
 
 RDS = "aws:rds/instance:Instance"
 BUCKET = "aws:s3/bucket:Bucket"
@@ -38,6 +45,7 @@ SG_RULE = "aws:ec2/securityGroupRule:SecurityGroupRule"
 INGRESS_RULE = "aws:vpc/securityGroupIngressRule:SecurityGroupIngressRule"
 EGRESS_RULE = "aws:vpc/securityGroupEgressRule:SecurityGroupEgressRule"
 DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
+CACHE_POLICY = "aws:cloudfront/cachePolicy:CachePolicy"
 REPLICATION_GROUP = "aws:elasticache/replicationGroup:ReplicationGroup"
 CACHE_CLUSTER = "aws:elasticache/cluster:Cluster"
 ECR = "aws:ecr/repository:Repository"

@@ -128,7 +128,8 @@ def rules_described(type_: str, props: Props, __: StackFacts) -> list[str]:
     )
 
 
-def _behaviours(props: Props) -> list[Props]:
+def behaviours(props: Props) -> list[Props]:
+    """A distribution's default behaviour and its ordered ones."""
     default = props.get("defaultCacheBehavior")
     return [
         b
@@ -139,7 +140,7 @@ def _behaviours(props: Props) -> list[Props]:
 
 def cloudfront_https_only(_: str, props: Props, __: StackFacts) -> list[str]:
     problems = []
-    for behaviour in _behaviours(props):
+    for behaviour in behaviours(props):
         if behaviour.get("viewerProtocolPolicy") not in ("https-only", "redirect-to-https"):
             where = behaviour.get("pathPattern", "default")
             problems.append(f"behaviour {where} must redirect to or require HTTPS")

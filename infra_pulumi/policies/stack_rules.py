@@ -11,7 +11,12 @@ from typing import Any
 from infra_pulumi.policies.model import (
     BUCKET,
     BUCKET_POLICY,
+    CACHE_POLICY,
+    CACHEABLE_API_PATHS,
+    CACHING_DISABLED_POLICY,
+    CALLER_HEADERS,
     DATA_STORE_CLIENTS,
+    DISTRIBUTION,
     ENCRYPTION,
     INGRESS_RULE,
     INSTANCE,
@@ -27,6 +32,7 @@ from infra_pulumi.policies.model import (
     SSM_CORE_POLICY,
     STACK,
     VERSIONING,
+    Props,
     Resource,
     StackFacts,
     StackRule,
@@ -36,7 +42,7 @@ from infra_pulumi.policies.model import (
     _statements,
     _tags,
 )
-from infra_pulumi.policies.resource_rules import public_access_block_complete
+from infra_pulumi.policies.resource_rules import behaviours, public_access_block_complete
 
 
 def _of_type(resources: Sequence[Resource], type_: str) -> list[Resource]:
@@ -200,6 +206,51 @@ def ec2_reached_through_ssm(resources: Sequence[Resource], _: StackFacts) -> lis
     return problems
 
 
+def _caller_in_cache_key(policy: Props) -> list[str]:
+    """What of the caller a cache policy keys on (and so forwards): cookies, Authorization."""
+    parameters = policy.get("parametersInCacheKeyAndForwardedToOrigin") or {}
+    found = []
+    if (parameters.get("cookiesConfig") or {}).get("cookieBehavior") not in (None, "none"):
+        found.append("cookies")
+    headers = (parameters.get("headersConfig") or {}).get("headers") or {}
+    found += sorted(str(h) for h in _as_list(headers.get("items")) if h.lower() in CALLER_HEADERS)
+    return found
+
+
+def api_caching_public_only(resources: Sequence[Resource], _: StackFacts) -> list[str]:
+    """CloudFront caches no API answer but the public documents, and those on nothing of the
+    caller: a cached answer that depended on who asked would be served to everyone."""
+    policies = {str(p.props.get("id")): p.props for p in _of_type(resources, CACHE_POLICY)}
+    problems = []
+    for distribution in _of_type(resources, DISTRIBUTION):
+        # S3 origins serve static assets; any custom origin is the API.
+        api_origins = {
+            str(origin.get("originId"))
+            for origin in _as_list(distribution.props.get("origins"))
+            if isinstance(origin, Mapping) and origin.get("customOriginConfig")
+        }
+        for behaviour in behaviours(distribution.props):
+            policy_id = str(behaviour.get("cachePolicyId") or "")
+            if (
+                str(behaviour.get("targetOriginId")) not in api_origins
+                or policy_id == CACHING_DISABLED_POLICY
+            ):
+                continue
+            path = str(behaviour.get("pathPattern") or "default")
+            where = f"{distribution.name}: API behaviour {path}"
+            policy = policies.get(policy_id)
+            if path not in CACHEABLE_API_PATHS:
+                problems.append(
+                    f"{where} must use CachingDisabled: only "
+                    f"{', '.join(sorted(CACHEABLE_API_PATHS))} may be cached"
+                )
+            elif policy is None:
+                problems.append(f"{where} must use a cache policy of this stack (none found)")
+            elif keyed := _caller_in_cache_key(policy):
+                problems.append(f"{where} caches per caller ({', '.join(keyed)})")
+    return problems
+
+
 _SECRET_VALUE = re.compile(
     r"(-----BEGIN [A-Z ]*PRIVATE KEY-----"
     r"|\b(sk|rk)_(live|test)_[0-9A-Za-z]{8,}|\bwhsec_[0-9A-Za-z]{8,}|\bglsa_[0-9A-Za-z_]{8,}"
@@ -252,6 +303,11 @@ STACK_RULES: tuple[StackRule, ...] = (
         "ec2-reached-through-ssm",
         "EC2 instances are reached through SSM only",
         ec2_reached_through_ssm,
+    ),
+    StackRule(
+        "cloudfront-api-caching-public-only",
+        "CloudFront caches only the API's public documents, keyed on nothing of the caller",
+        api_caching_public_only,
     ),
     StackRule("stack-outputs-no-secrets", "no secret in a stack output", stack_outputs_clean),
 )

@@ -76,6 +76,24 @@ def add_ingress(target_group: str, **props: Any) -> Callable[[list[Resource]], N
     return reshape
 
 
+def _cache_api_path(path: str) -> Callable[[Props], None]:
+    """Points the API behaviour for `path` at the public documents' cache policy."""
+
+    def mutate(props: Props) -> None:
+        (behaviour,) = [b for b in props["orderedCacheBehaviors"] if b["pathPattern"] == path]
+        behaviour["cachePolicyId"] = "cdn-public-documents-id"
+
+    return mutate
+
+
+def _cache_key_header(header: str) -> Callable[[Props], None]:
+    def mutate(props: Props) -> None:
+        key = props["parametersInCacheKeyAndForwardedToOrigin"]
+        key["headersConfig"]["headers"]["items"].append(header)
+
+    return mutate
+
+
 def nothing(_: Props) -> None:
     return None
 
@@ -119,6 +137,7 @@ def _no_tls_statement(props: Props) -> None:
 
 RDS = (m.RDS, "database-postgres")
 CDN = (m.DISTRIBUTION, "cdn-distribution")
+DOCUMENTS_CACHE = (m.CACHE_POLICY, "cdn-public-documents")
 STACK_OUTPUTS = (m.STACK, None)
 
 CASES = [
@@ -194,6 +213,24 @@ CASES = [
         setter("origins", 0, "originAccessControlId", value=""),
     ),
     Case("cloudfront-prod-waf", "prod", *CDN, setter("webAclId", value=None)),
+    Case("cloudfront-api-caching-public-only", "prod", *CDN, _cache_api_path("/v1/*")),
+    Case("cloudfront-api-caching-public-only", "dev", *CDN, _cache_api_path("/.well-known/*")),
+    Case(
+        "cloudfront-api-caching-public-only",
+        "staging",
+        *DOCUMENTS_CACHE,
+        _cache_key_header("Authorization"),
+    ),
+    Case(
+        "cloudfront-api-caching-public-only",
+        "prod",
+        *DOCUMENTS_CACHE,
+        setter(
+            "parametersInCacheKeyAndForwardedToOrigin",
+            "cookiesConfig",
+            value={"cookieBehavior": "all"},
+        ),
+    ),
     Case(
         "elasticache-encryption",
         "prod",
