@@ -1,13 +1,16 @@
-"""Mail servers for the API tests that send email (see tests/api/email_support.py)."""
+"""Mail servers for the API tests that send email (see tests/api/email_support.py), and the
+round-trip counting proxy in front of PostgreSQL."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
+import pytest_asyncio
 from moto.server import ThreadedMotoServer
 
 from tests.api.email_support import SmtpServer, free_port, write_self_signed_certificate
+from tests.api.round_trips import PostgresWire
 
 SES_REGION = "eu-west-1"
 
@@ -49,3 +52,15 @@ def ses_endpoint() -> Iterator[str]:
             yield endpoint
         finally:
             server.stop()
+
+
+@pytest_asyncio.fixture(scope="session")
+async def postgres_wire(postgres_url: str) -> AsyncIterator[PostgresWire]:
+    """A proxy in front of the session's PostgreSQL database that counts round trips: apps
+    started with `make_settings(postgres_wire.url)` connect through it (tests/api/round_trips)."""
+    wire = PostgresWire(postgres_url)
+    await wire.start()
+    try:
+        yield wire
+    finally:
+        await wire.cut()
