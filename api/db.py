@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 from api.database_credentials import SecretCredentials
 from api.redis_client import redis_client
 from api.settings import Settings, normalise_database_url
-from api.user_cache import SESSION_INFO_KEY, UserCache
+from api.user_cache import SESSION_INFO_KEY, CachingSession, UserCache, UserFacet
 
 
 def _ensure_sqlite_directory(url: str) -> None:
@@ -148,8 +148,11 @@ class Database:
         self.url = normalise_database_url(database_url)
         self.credentials = credentials
         self.user_cache = user_cache
+        # Other domains' per-user data cached with the authenticated user (api.user_cache).
+        self.user_facets: list[UserFacet] = []
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
+        self._readers: async_sessionmaker[AsyncSession] | None = None
 
     @staticmethod
     def from_settings(settings: Settings) -> Database:
@@ -176,11 +179,25 @@ class Database:
         if self._sessions is None:
             self._sessions = async_sessionmaker(
                 self.engine,
+                class_=CachingSession,
                 expire_on_commit=False,
                 sync_session_class=RetryingSession,
                 info={SESSION_INFO_KEY: self.user_cache},
             )
         return self._sessions
+
+    @property
+    def readers(self) -> async_sessionmaker[AsyncSession]:
+        """Sessions for one read outside any transaction (autocommit): the driver sends no
+        BEGIN before it and no ROLLBACK after it, so the read is a single round trip. Never
+        for writes, nor for several reads that must agree with each other."""
+        if self._readers is None:
+            self._readers = async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                sync_session_class=RetryingSession,
+            )
+        return self._readers
 
     @property
     def is_postgres(self) -> bool:
@@ -193,6 +210,7 @@ class Database:
             await self._engine.dispose()
             self._engine = None
             self._sessions = None
+            self._readers = None
 
 
 def database_of(request: Request) -> Database:

@@ -12,6 +12,11 @@ make an old entry current again.
 The version and the entry of one user share a hash tag, so the lookup is one atomic script
 in one slot (Redis Cluster included) and one round trip.
 
+Other domains' per-user data that every request of the user may need (billing's subscription,
+for entitlements) rides along as a *facet*: a few correlated scalar subqueries added to the
+user's own read on a miss, cached in the same entry. A change to such data marks the user
+(`mark_user_changed`); the invalidation follows the commit (`CachingSession`).
+
 Redis is an optimisation, never a dependency: any error or timeout means a miss (the caller
 reads PostgreSQL) and Redis is left alone for a cool-down. If an invalidation cannot reach
 Redis, entries expire after `ttl_seconds` at the latest, and this process stops reading the
@@ -25,12 +30,16 @@ import logging
 import secrets
 import time
 import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
+from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session
 
 logger = logging.getLogger("api.cache")
 
@@ -41,6 +50,9 @@ COOLDOWN_SECONDS = 1.0
 # Where each database session finds the cache (`Session.info`), so services invalidate
 # without knowing how the API was configured.
 SESSION_INFO_KEY = "user_cache"
+# Users whose cached entries a session's open transaction changed, and those it committed.
+_CHANGED_KEY = "user_cache_changed"
+_COMMITTED_KEY = "user_cache_committed"
 
 # KEYS[1]: the user's version key, KEYS[2]: the entry. ARGV[1]: a fresh token, used when the
 # user has no version yet; ARGV[2]: its lifetime. Returns {current token, entry or false}.
@@ -61,7 +73,9 @@ def _version_key(user_id: uuid.UUID) -> str:
 
 
 def _entry_key(user_id: uuid.UUID, session_id: uuid.UUID) -> str:
-    return f"slipway:user:{{{user_id}}}:session:{session_id}"
+    # `e2`: the entry's layout ({"user", "facets"}); a new layout gets a new name, so entries
+    # an older release cached are never read as the new one.
+    return f"slipway:user:{{{user_id}}}:session:{session_id}:e2"
 
 
 @dataclass(frozen=True)
@@ -143,16 +157,94 @@ class UserCache:
         await self._client.aclose()
 
 
-def user_cache_of(db: AsyncSession) -> UserCache | None:
+@dataclass(frozen=True)
+class UserFacet:
+    """Per-user data of another domain, cached with the user.
+
+    `columns` gives, for each of `fields`, a correlated scalar subquery on the user's id
+    column; they are added to the user's own read on a miss, so a facet costs no round trip
+    of its own.
+    The entry keeps the values as JSON (times as ISO 8601 text); readers get it back from
+    the authenticated request (api.auth.dependencies.facet_of).
+    """
+
+    name: str
+    fields: tuple[str, ...]
+    columns: Callable[[Any], Sequence[Any]]
+
+
+def facet_columns(facets: Sequence[UserFacet], user_id: Any) -> list[Any]:
+    return [
+        column.label(f"{facet.name}__{field}")
+        for facet in facets
+        for field, column in zip(facet.fields, facet.columns(user_id), strict=True)
+    ]
+
+
+def facet_entries(facets: Sequence[UserFacet], row: Mapping[Any, Any]) -> dict[str, Any]:
+    """Each facet's entry, from a row holding `facet_columns`."""
+    return {
+        facet.name: {field: _jsonable(row[f"{facet.name}__{field}"]) for field in facet.fields}
+        for facet in facets
+    }
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, datetime):
+        aware = value if value.tzinfo is not None else value.replace(tzinfo=UTC)
+        return aware.isoformat()
+    return value
+
+
+def user_cache_of(db: AsyncSession | Session) -> UserCache | None:
     """The cache the session's database was configured with (None without Redis)."""
     cache: UserCache | None = db.info.get(SESSION_INFO_KEY)
     return cache
 
 
+def mark_user_changed(db: AsyncSession | Session, *user_ids: uuid.UUID) -> None:
+    """Record that the open transaction changes what the cache holds for these users: once it
+    commits, their entries are invalidated (`CachingSession`); a rollback forgets them."""
+    db.info.setdefault(_CHANGED_KEY, set()).update(user_ids)
+
+
+@event.listens_for(Session, "after_commit")
+def _committed(session: Session) -> None:
+    changed = session.info.pop(_CHANGED_KEY, None)
+    if changed:
+        session.info.setdefault(_COMMITTED_KEY, set()).update(changed)
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _rolled_back(session: Session, _: Any) -> None:
+    session.info.pop(_CHANGED_KEY, None)
+
+
+class CachingSession(AsyncSession):
+    """Invalidates the users its committed transactions changed: right after `commit()`, and
+    at `close()` for transactions committed otherwise (`async with session.begin()`).
+
+    Commit first, then invalidate: a reader between the two re-caches under the old version,
+    which the invalidation makes stale; the other order would let it cache the old row.
+    """
+
+    async def commit(self) -> None:
+        await super().commit()
+        await self._invalidate_committed()
+
+    async def close(self) -> None:
+        await super().close()
+        await self._invalidate_committed()
+
+    async def _invalidate_committed(self) -> None:
+        committed = self.info.pop(_COMMITTED_KEY, None)
+        cache = user_cache_of(self)
+        if committed and cache is not None:
+            await cache.invalidate(*committed)
+
+
 async def commit_user_changes(db: AsyncSession, *user_ids: uuid.UUID) -> None:
-    """Commit, then invalidate: a reader between the two re-caches under the old version,
-    which the invalidation makes stale; the other order would let it cache the old row."""
+    """Commit a change to these users; their cached entries are invalidated right after
+    (the database's sessions are `CachingSession`s)."""
+    mark_user_changed(db, *user_ids)
     await db.commit()
-    cache = user_cache_of(db)
-    if cache is not None and user_ids:
-        await cache.invalidate(*user_ids)

@@ -1,30 +1,31 @@
 """`CurrentUser` and `AdminUser`: the authentication every protected route depends on.
 
 The access token is verified, then the user and the token's session are looked up (Redis
-cache, else one PostgreSQL round trip), so that a disabled user's tokens stop working at
-their next request and a changed role applies at once: every such change invalidates the
-cached user (api.user_cache) after it commits.
+cache, else one PostgreSQL round trip outside any transaction, which also reads the facets
+other domains cache with the user: api.user_cache.UserFacet), so that a disabled user's
+tokens stop working at their next request and a changed role applies at once: every such
+change invalidates the cached user (api.user_cache) after it commits.
 """
 
 from __future__ import annotations
 
 import logging
 import uuid
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from api.auth.keys import KeyRing, load_keyring
 from api.auth.models import RefreshTokenFamily, User, cached_user, user_entry
-from api.auth.tokens import InvalidAccessTokenError, verify_access_token
-from api.db import SessionDep
+from api.auth.tokens import InvalidAccessTokenError
+from api.auth.verified_tokens import TokenVerifier
+from api.db import Database, database_of
 from api.errors import ProblemError
 from api.settings import Settings
-from api.user_cache import user_cache_of
+from api.user_cache import facet_columns, facet_entries
 
 logger = logging.getLogger("api.auth")
 
@@ -42,6 +43,16 @@ def keyring_for(app: FastAPI) -> KeyRing:
         keys = load_keyring(app.state.settings)
         app.state.auth_keys = keys
     return keys
+
+
+def token_verifier_for(app: FastAPI) -> TokenVerifier:
+    """The app's access-token verifier (it remembers results: api.auth.verified_tokens)."""
+    keys, settings = keyring_for(app), app.state.settings
+    verifier: TokenVerifier | None = getattr(app.state, "token_verifier", None)
+    if verifier is None or not verifier.serves(keys, settings):
+        verifier = TokenVerifier(keys, settings)
+        app.state.token_verifier = verifier
+    return verifier
 
 
 async def get_keyring(request: Request) -> KeyRing:
@@ -68,20 +79,16 @@ def invalid_token() -> ProblemError:
 
 
 async def get_current_user(
-    request: Request,
-    session: SessionDep,
-    keys: KeyRingDep,
-    settings: SettingsDep,
-    token: Annotated[str | None, Depends(bearer_token)],
+    request: Request, token: Annotated[str | None, Depends(bearer_token)]
 ) -> User:
     if not token:
         raise invalid_token()
     try:
-        claims = verify_access_token(keys, settings, token)
+        claims = token_verifier_for(request.app).verify(token)
     except InvalidAccessTokenError as exc:
         logger.info("access token refused", extra={"reason": str(exc)})
         raise invalid_token() from None
-    user = await _authenticated_user(session, claims.user_id, claims.session_id)
+    user = await _authenticated_user(request, claims.user_id, claims.session_id)
     if user is None:
         raise invalid_token()
     request.state.user_id = str(user.id)
@@ -89,29 +96,50 @@ async def get_current_user(
     return user
 
 
+def facet_of(request: Request, name: str) -> dict[str, Any] | None:
+    """The facet `name` of the request's authenticated user (None before authentication)."""
+    facets: dict[str, Any] = getattr(request.state, "user_facets", {})
+    entry: dict[str, Any] | None = facets.get(name)
+    return entry
+
+
 async def _authenticated_user(
-    session: AsyncSession, user_id: uuid.UUID, session_id: uuid.UUID
+    request: Request, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> User | None:
     """The enabled user whose session is live: from the cache, else one round trip."""
-    cache = user_cache_of(session)
+    database = database_of(request)
+    cache = database.user_cache
     lookup = await cache.get(user_id, session_id) if cache is not None else None
     if lookup is not None and lookup.entry is not None:
-        return cached_user(lookup.entry)
-    # One round trip: the user, and whether the token's session is still live.
-    row = (
-        await session.execute(
-            select(User, col(RefreshTokenFamily.revoked_at))
-            .join(RefreshTokenFamily, col(RefreshTokenFamily.user_id) == col(User.id))
-            .where(col(User.id) == user_id, col(RefreshTokenFamily.id) == session_id)
-        )
-    ).first()
-    if row is None or row[0].disabled or row[1] is not None:
+        request.state.user_facets = lookup.entry["facets"]
+        return cached_user(lookup.entry["user"])
+    found = await _read_user(database, user_id, session_id)
+    if found is None:
         return None
-    user: User = row[0]
+    user, facets = found
+    request.state.user_facets = facets
     if cache is not None and lookup is not None and lookup.version is not None:
         # Only live sessions of enabled users are cached: a refusal always asks the database.
-        await cache.put(user_id, session_id, lookup.version, user_entry(user))
+        entry = {"user": user_entry(user), "facets": facets}
+        await cache.put(user_id, session_id, lookup.version, entry)
     return user
+
+
+async def _read_user(
+    database: Database, user_id: uuid.UUID, session_id: uuid.UUID
+) -> tuple[User, dict[str, Any]] | None:
+    """One round trip: the user, whether the token's session is live, and the facets."""
+    facets = database.user_facets
+    statement = (
+        select(User, col(RefreshTokenFamily.revoked_at), *facet_columns(facets, col(User.id)))
+        .join(RefreshTokenFamily, col(RefreshTokenFamily.user_id) == col(User.id))
+        .where(col(User.id) == user_id, col(RefreshTokenFamily.id) == session_id)
+    )
+    async with database.readers() as reader:
+        row = (await reader.execute(statement)).first()
+    if row is None or row[0].disabled or row[1] is not None:
+        return None
+    return row[0], facet_entries(facets, row._mapping)
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]

@@ -10,22 +10,24 @@ ends it (customer.subscription.deleted).
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Any, Final, Protocol
 
 from fastapi import Request
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from api.auth.dependencies import CurrentUser
+from api.auth.dependencies import CurrentUser, facet_of
 from api.auth.models import User, as_utc, utc_now
 from api.billing.models import Subscription
 from api.db import SessionDep
 from api.errors import ProblemError
 from api.payments.dependencies import runtime_for
 from api.payments.prices import PriceCatalog
+from api.user_cache import UserFacet
 
 ENTITLED: Final[frozenset[str]] = frozenset({"active", "trialing"})
 # Which subscription is "the" subscription of a user who has had several: live ones first.
@@ -40,30 +42,78 @@ _PREFERENCE: Final[dict[str, int]] = {
     "incomplete_expired": 5,
 }
 LIVE_STATUSES: Final[tuple[str, ...]] = ("active", "trialing", "past_due", "unpaid", "paused")
-RECENT_SUBSCRIPTIONS = 20
+# The facet of the user cache (api.user_cache.UserFacet) that holds the current subscription.
+FACET = "subscription"
+FACET_FIELDS: Final[tuple[str, ...]] = ("status", "stripe_price_id", "past_due_since")
+
+
+class SubscriptionState(Protocol):
+    """What entitlements depend on: a mirror row, or the cached facet of one."""
+
+    @property
+    def status(self) -> str: ...
+    @property
+    def stripe_price_id(self) -> str: ...
+    @property
+    def past_due_since(self) -> datetime | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class CachedSubscription:
+    status: str
+    stripe_price_id: str
+    past_due_since: datetime | None
+
+
+def _current_first(user_id: Any) -> Any:
+    """A user's subscriptions, "the" current one first: live statuses before ended ones,
+    the newest first among equally live ones."""
+    preference = case(_PREFERENCE, value=col(Subscription.status), else_=9)
+    return (
+        select(Subscription)
+        .where(col(Subscription.user_id) == user_id)
+        .order_by(preference, col(Subscription.stripe_created_at).desc())
+        .limit(1)
+    )
 
 
 async def current_subscription(session: AsyncSession, user_id: uuid.UUID) -> Subscription | None:
-    rows = await session.scalars(
-        select(Subscription)
-        .where(col(Subscription.user_id) == user_id)
-        .order_by(col(Subscription.stripe_created_at).desc())
-        .limit(RECENT_SUBSCRIPTIONS)
-    )
-    candidates = list(rows)
-    if not candidates:
+    subscription: Subscription | None = await session.scalar(_current_first(user_id))
+    return subscription
+
+
+def _facet_columns(user_id: Any) -> Sequence[Any]:
+    return [
+        _current_first(user_id).with_only_columns(getattr(Subscription, name)).scalar_subquery()
+        for name in FACET_FIELDS
+    ]
+
+
+SUBSCRIPTION_FACET = UserFacet(
+    name=FACET,
+    fields=FACET_FIELDS,
+    columns=_facet_columns,
+)
+
+
+def _from_facet(entry: dict[str, Any]) -> CachedSubscription | None:
+    if entry["status"] is None:
         return None
-    # Stable sort: among equally preferred statuses the newest (first) wins.
-    return sorted(candidates, key=lambda row: _PREFERENCE.get(row.status, 9))[0]
+    since = entry["past_due_since"]
+    return CachedSubscription(
+        status=entry["status"],
+        stripe_price_id=entry["stripe_price_id"],
+        past_due_since=datetime.fromisoformat(since) if since is not None else None,
+    )
 
 
-def grace_ends_at(subscription: Subscription, grace: timedelta) -> datetime | None:
+def grace_ends_at(subscription: SubscriptionState, grace: timedelta) -> datetime | None:
     if subscription.status != "past_due" or subscription.past_due_since is None:
         return None
     return as_utc(subscription.past_due_since) + grace
 
 
-def is_entitled(subscription: Subscription, grace: timedelta, now: datetime) -> bool:
+def is_entitled(subscription: SubscriptionState, grace: timedelta, now: datetime) -> bool:
     if subscription.status in ENTITLED:
         return True
     ends = grace_ends_at(subscription, grace)
@@ -71,7 +121,7 @@ def is_entitled(subscription: Subscription, grace: timedelta, now: datetime) -> 
 
 
 def granted(
-    subscription: Subscription | None, catalog: PriceCatalog, grace: timedelta, now: datetime
+    subscription: SubscriptionState | None, catalog: PriceCatalog, grace: timedelta, now: datetime
 ) -> list[str]:
     if subscription is None or not is_entitled(subscription, grace, now):
         return []
@@ -84,8 +134,14 @@ def grace_period(request: Request) -> timedelta:
 
 
 async def entitlements_of(request: Request, session: AsyncSession, user: User) -> list[str]:
-    """The user's active entitlements (GET /v1/users/me and the guard below)."""
-    subscription = await current_subscription(session, user.id)
+    """The user's active entitlements (GET /v1/users/me and the guard below): from the facet
+    authentication read with the user, else from the mirror."""
+    facet = facet_of(request, FACET)
+    subscription: SubscriptionState | None
+    if facet is not None:
+        subscription = _from_facet(facet)
+    else:
+        subscription = await current_subscription(session, user.id)
     catalog = runtime_for(request.app).catalog
     return granted(subscription, catalog, grace_period(request), utc_now())
 

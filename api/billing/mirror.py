@@ -21,6 +21,7 @@ from sqlmodel import col
 from api.auth.models import utc_now
 from api.billing.models import BillingCustomer, Invoice, Subscription
 from api.billing.stripe_objects import InvoiceSnapshot, SubscriptionSnapshot
+from api.user_cache import mark_user_changed
 
 Written = Literal["processed", "stale"]
 
@@ -137,7 +138,10 @@ async def write_subscription(
         ),
     ).returning(table.id)
     written = (await session.execute(statement)).first()
-    return "processed" if written is not None else "stale"
+    if written is None:
+        return "stale"
+    mark_user_changed(session, user_id)
+    return "processed"
 
 
 async def insert_subscription_if_absent(
@@ -152,7 +156,10 @@ async def insert_subscription_if_absent(
         .returning(col(Subscription.id))
     )
     written = (await session.execute(statement)).first()
-    return "processed" if written is not None else "stale"
+    if written is None:
+        return "stale"
+    mark_user_changed(session, user_id)
+    return "processed"
 
 
 async def write_invoice(
@@ -233,8 +240,11 @@ async def move_subscription(
             ),
         )
         .values(**values)
-        .returning(col(Subscription.id))
+        .returning(col(Subscription.user_id))
         .execution_options(synchronize_session=False)
     )
     moved = (await session.execute(statement)).first()
-    return "processed" if moved is not None else "stale"
+    if moved is None:
+        return "stale"
+    mark_user_changed(session, moved[0])
+    return "processed"

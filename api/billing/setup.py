@@ -8,6 +8,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from api.billing import routes
+from api.billing.entitlements import SUBSCRIPTION_FACET
 from api.billing.metrics import billing_unavailable, collect_billing
 from api.observability.routes import add_scrape_source
 from api.openapi_document import constrain_property
@@ -40,5 +41,8 @@ def document_billing_inputs(app: FastAPI, document: dict[str, Any]) -> None:
 
 def install_billing(app: FastAPI) -> None:
     app.include_router(routes.router)
+    # Entitlements are read on every request of /v1/users/me and of entitled routes: cached
+    # with the user, read with the user on a miss.
+    app.state.database.user_facets.append(SUBSCRIPTION_FACET)
     add_scrape_source(app, collect_billing, billing_unavailable)
     app.state.openapi_refinements.append(document_billing_inputs)

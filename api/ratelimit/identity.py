@@ -3,9 +3,9 @@
 The limit is decided before the endpoint (and its CurrentUser dependency) runs, so the
 bearer token is verified here with the auth module's own verifier. Only a token that
 verifies names a user; anything else counts against the client IP, so forged tokens can
-neither spend another user's quota nor escape the limit. Verification results are remembered
-by token digest within a byte budget: the signature check then costs once per token, not
-once per request, and no client can make the cache hold more than its budget.
+neither spend another user's quota nor escape the limit. The verifier remembers results
+(api.auth.verified_tokens), so the endpoint's own check of the same token costs no second
+signature check.
 """
 
 from __future__ import annotations
@@ -27,88 +27,43 @@ from api.json_body import parse_json
 
 logger = logging.getLogger("api.ratelimit")
 
-# What the verification caches may hold: a few MB per worker, whatever clients send.
-_VALID_CACHE_BYTES = 4 * 1024 * 1024
-_REFUSED_CACHE_BYTES = 1024 * 1024
-_ENTRY_BYTES = 340
 # A login body is tiny; the request context middleware already refuses more than 1 MiB.
 _MAX_FIELD_LENGTH = 512
 _FORM_CONTENT_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
 
-UserVerifier = Callable[[str], tuple[str, int] | None]
+UserVerifier = Callable[[str], str | None]
 
 
 def auth_token_verifier(app: FastAPI) -> UserVerifier:
-    """(user id, expiry) for a valid access token of this app, else None."""
-    from api.auth.dependencies import keyring_for
-    from api.auth.tokens import InvalidAccessTokenError, verify_access_token
+    """The user id of a valid access token of this app, else None."""
+    from api.auth.dependencies import token_verifier_for
+    from api.auth.tokens import InvalidAccessTokenError
 
-    def verify(token: str) -> tuple[str, int] | None:
+    def verify(token: str) -> str | None:
         try:
-            claims = verify_access_token(keyring_for(app), app.state.settings, token)
+            claims = token_verifier_for(app).verify(token)
         except InvalidAccessTokenError:
             return None
-        return str(claims.user_id), int(claims.expires_at)
+        return str(claims.user_id)
 
     return verify
 
 
-_Verified = tuple[str, int] | None
-# Compared by identity: "not cached" (None is a cached refusal).
-_MISSING: _Verified = ("", 0)
-
-
-class _DigestCache:
-    """Verification results by token digest, within a byte budget, oldest dropped first.
-
-    Keys are SHA-256 digests, never the tokens, so an entry costs the same (about 300 bytes
-    measured: key, value and the dict's share) whatever a client sends. SHA-256 rather than
-    BLAKE2: CPUs hash it in hardware, and this runs on every authenticated request.
-    """
-
-    def __init__(self, budget_bytes: int) -> None:
-        self._capacity = max(1, budget_bytes // _ENTRY_BYTES)
-        self.entries: dict[bytes, _Verified] = {}
-
-    def put(self, digest: bytes, value: _Verified) -> None:
-        if len(self.entries) >= self._capacity:
-            del self.entries[next(iter(self.entries))]
-        self.entries[digest] = value
-
-
 class UserIdentity:
-    def __init__(self, verifier: UserVerifier, wall_clock: Callable[[], float]) -> None:
+    def __init__(self, verifier: UserVerifier) -> None:
         self._verify = verifier
-        self._wall_clock = wall_clock
-        # Refused tokens are remembered too, so replaying junk costs no signature checks; in a
-        # cache of their own, so a flood of junk cannot push out the users' valid tokens.
-        self._valid = _DigestCache(_VALID_CACHE_BYTES)
-        self._refused = _DigestCache(_REFUSED_CACHE_BYTES)
 
     def user_for(self, scope: Scope) -> str | None:
         token = _bearer_token(scope)
         if token is None:
             return None
-        digest = hashlib.sha256(token).digest()
-        cached = self._valid.entries.get(digest, _MISSING)
-        if cached is _MISSING:
-            cached = self._refused.entries.get(digest, _MISSING)
-            if cached is _MISSING:
-                cached = self._verify_once(digest, token)
-        if cached is None or cached[1] <= self._wall_clock():
-            return None
-        return cached[0]
-
-    def _verify_once(self, digest: bytes, token: bytes) -> _Verified:
         try:
-            result = self._verify(token.decode("latin-1"))
+            return self._verify(token.decode("latin-1"))
         except Exception:
             # A broken key ring must not turn into 500s here; the endpoint's own auth
             # dependency reports it. Until then the request counts against its IP.
             logger.exception("access token verification failed in the rate limiter")
             return None
-        (self._valid if result is not None else self._refused).put(digest, result)
-        return result
 
 
 _BEARER = b"bearer "

@@ -70,7 +70,7 @@ class RateLimitMiddleware:
         self._bound = _Bound(
             limiter=limiter,
             routes=RouteTable(fastapi_app, limiter.policies),
-            users=UserIdentity(auth_token_verifier(fastapi_app), limiter.clock),
+            users=UserIdentity(auth_token_verifier(fastapi_app)),
         )
         return self._bound
 

@@ -2,8 +2,9 @@
 PostgreSQL, and a change made through one applies on the other at its very next request.
 
 Each test first proves the other instance really answers from the cache (its repeated
-request reads no user row), so a refusal afterwards is the invalidation at work, not a
-cache that was never used.
+request sends PostgreSQL nothing at all: neither the user nor the subscription its
+entitlements come from), so a refusal afterwards is the invalidation at work, not a cache
+that was never used.
 """
 
 from __future__ import annotations
@@ -22,10 +23,22 @@ from sqlalchemy import event
 
 from api.auth import service
 from tests.api.auth_helpers import STRONG_PASSWORD, bearer, login, register_and_login
+from tests.api.billing_emulator import BillingStripe
+from tests.api.billing_support import (
+    billing_settings,
+    deliver_invoice_event,
+    deliver_latest,
+    entitlements_of,
+    subscribe,
+)
+from tests.api.payments_support import user_headers
 from tests.api.test_ratelimit_outage import ThrowawayRedis
 from tests.conftest import AppHarness, delete_all_rows, make_settings
 
+pytest_plugins = ("tests.api.stripe_emulator",)
 pytestmark = pytest.mark.redis
+
+TEAM = ["api_access", "premium_reports", "team_members"]
 
 
 @dataclass
@@ -66,12 +79,12 @@ async def instances(
 
 
 async def cached_on(instance: Instance, headers: dict[str, str]) -> httpx.Response:
-    """Warm the instance's cache, then prove its next request reads no user row."""
+    """Warm the instance's cache, then prove its next request sends PostgreSQL nothing."""
     assert (await instance.client.get("/v1/users/me", headers=headers)).status_code == 200
     with statements_of(instance.app) as statements:
         response = await instance.client.get("/v1/users/me", headers=headers)
     assert response.status_code == 200, response.text
-    assert not reads_users(statements), statements
+    assert statements == []
     return response
 
 
@@ -137,6 +150,44 @@ async def test_logout_on_one_instance_ends_the_session_on_the_other(
     assert logout.status_code == 204
 
     assert (await two.client.get("/v1/users/me", headers=user["headers"])).status_code == 401
+
+
+@pytest_asyncio.fixture
+async def billing_instances(
+    app_harness: AppHarness, postgres_url: str, redis_url: str, billing_stripe: BillingStripe
+) -> AsyncIterator[tuple[Instance, Instance]]:
+    settings = billing_settings(postgres_url, billing_stripe.url).model_copy(
+        update={"redis_url": redis_url}
+    )
+    first, second = await app_harness.start(settings), await app_harness.start(settings)
+    async with AppHarness.client(first) as one, AppHarness.client(second) as two:
+        yield Instance(first, one), Instance(second, two)
+    delete_all_rows(postgres_url)
+
+
+async def test_subscription_change_on_one_instance_changes_entitlements_on_the_other(
+    billing_instances: tuple[Instance, Instance], billing_stripe: BillingStripe
+) -> None:
+    one, two = billing_instances
+    headers = await user_headers(one.client)
+    created = await subscribe(one.client, headers)
+    assert (await cached_on(two, headers)).json()["entitlements"] == []
+
+    # Stripe tells instance one that the first invoice is paid: the plan is active.
+    billing_stripe.pay(created["id"])
+    paid = await deliver_invoice_event(one.client, billing_stripe, "invoice.paid", created["id"])
+    assert paid == "processed"
+
+    assert await entitlements_of(two.client, headers) == TEAM
+    assert (await cached_on(two, headers)).json()["entitlements"] == TEAM
+
+    billing_stripe.end(created["id"])
+    ended = await deliver_latest(
+        one.client, billing_stripe, "customer.subscription.deleted", created["id"]
+    )
+    assert ended == "processed"
+
+    assert await entitlements_of(two.client, headers) == []
 
 
 async def test_redis_outage_bypasses_the_cache_without_an_error(
