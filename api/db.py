@@ -165,7 +165,7 @@ class Database:
             )
         user_cache = None
         if settings.redis_url:
-            user_cache = UserCache(redis_client(settings.redis_url))
+            user_cache = UserCache(redis_client(settings.redis_url, caller_bounds_calls=True))
         return Database(settings.database_url, credentials, user_cache)
 
     @property

@@ -25,6 +25,7 @@ cache for that long.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import secrets
@@ -44,6 +45,9 @@ from sqlalchemy.orm import Session
 logger = logging.getLogger("api.cache")
 
 ENTRY_TTL_SECONDS = 60
+# How long one cache call may take before it counts as a miss (the client has no socket
+# timeout of its own: api.redis_client, caller_bounds_calls).
+CALL_TIMEOUT_SECONDS = 0.25
 # Longer than any entry lives, so a version key never expires under a current entry.
 VERSION_TTL_SECONDS = 86_400
 COOLDOWN_SECONDS = 1.0
@@ -115,10 +119,11 @@ class UserCache:
         if not self._available():
             return MISS_WITHOUT_CACHE
         try:
-            version, raw = await self._lookup(
-                keys=[_version_key(user_id), _entry_key(user_id, session_id)],
-                args=[secrets.token_hex(16), VERSION_TTL_SECONDS],
-            )
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                version, raw = await self._lookup(
+                    keys=[_version_key(user_id), _entry_key(user_id, session_id)],
+                    args=[secrets.token_hex(16), VERSION_TTL_SECONDS],
+                )
         except _REDIS_FAILURES:
             self._failed("lookup")
             return MISS_WITHOUT_CACHE
@@ -137,7 +142,10 @@ class UserCache:
             return
         payload = json.dumps({"version": version, "data": data}, separators=(",", ":"))
         try:
-            await self._client.set(_entry_key(user_id, session_id), payload, ex=self.ttl_seconds)
+            async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                await self._client.set(
+                    _entry_key(user_id, session_id), payload, ex=self.ttl_seconds
+                )
         except _REDIS_FAILURES:
             self._failed("store")
 
@@ -145,9 +153,10 @@ class UserCache:
         """Make every cached entry of these users stale; call after the change is committed."""
         for user_id in user_ids:
             try:
-                await self._client.set(
-                    _version_key(user_id), secrets.token_hex(16), ex=VERSION_TTL_SECONDS
-                )
+                async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
+                    await self._client.set(
+                        _version_key(user_id), secrets.token_hex(16), ex=VERSION_TTL_SECONDS
+                    )
             except _REDIS_FAILURES:
                 # Another process may still hold a current entry until it expires; this one
                 # at least stops trusting the cache for as long as such an entry may live.

@@ -23,7 +23,7 @@ from sqlmodel import col
 from api.auth.dependencies import CurrentUser, facet_of
 from api.auth.models import User, as_utc, utc_now
 from api.billing.models import Subscription
-from api.db import SessionDep
+from api.db import Database, DatabaseDep
 from api.errors import ProblemError
 from api.payments.dependencies import runtime_for
 from api.payments.prices import PriceCatalog
@@ -133,7 +133,7 @@ def grace_period(request: Request) -> timedelta:
     return timedelta(days=request.app.state.settings.billing_grace_period_days)
 
 
-async def entitlements_of(request: Request, session: AsyncSession, user: User) -> list[str]:
+async def entitlements_of(request: Request, database: Database, user: User) -> list[str]:
     """The user's active entitlements (GET /v1/users/me and the guard below): from the facet
     authentication read with the user, else from the mirror."""
     facet = facet_of(request, FACET)
@@ -141,7 +141,8 @@ async def entitlements_of(request: Request, session: AsyncSession, user: User) -
     if facet is not None:
         subscription = _from_facet(facet)
     else:
-        subscription = await current_subscription(session, user.id)
+        async with database.readers() as reader:
+            subscription = await current_subscription(reader, user.id)
     catalog = runtime_for(request.app).catalog
     return granted(subscription, catalog, grace_period(request), utc_now())
 
@@ -149,8 +150,8 @@ async def entitlements_of(request: Request, session: AsyncSession, user: User) -
 def require_entitlement(name: str) -> Callable[..., Awaitable[User]]:
     """A dependency: the current user, or 403 naming the entitlement they lack."""
 
-    async def dependency(request: Request, session: SessionDep, user: CurrentUser) -> User:
-        if name not in await entitlements_of(request, session, user):
+    async def dependency(request: Request, database: DatabaseDep, user: CurrentUser) -> User:
+        if name not in await entitlements_of(request, database, user):
             raise ProblemError(
                 403,
                 f"this endpoint needs the {name!r} entitlement; subscribe to a plan that grants it",
