@@ -7,6 +7,7 @@ Mangum runs the ASGI lifespan on every invocation.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -109,8 +110,25 @@ class RetryingSession(Session):
             return call(*args, **kwargs)
 
 
-def create_engine(database_url: str, credentials: SecretCredentials | None = None) -> AsyncEngine:
+@dataclass(frozen=True)
+class PoolLimits:
+    """How many PostgreSQL connections one process holds: `size` stay open between requests,
+    `max_overflow` more open while a request needs them and close when it is done. A Lambda
+    instance serves one request at a time, but a request may hold more than one session at once
+    (a route's own and a service's), so it gets one kept plus a little overflow rather than a
+    pool of one that would wait on itself."""
+
+    size: int = 10
+    max_overflow: int = 10
+
+
+def create_engine(
+    database_url: str,
+    credentials: SecretCredentials | None = None,
+    pool: PoolLimits | None = None,
+) -> AsyncEngine:
     url = normalise_database_url(database_url)
+    pool = pool or PoolLimits()
     if url.startswith("sqlite"):
         _ensure_sqlite_directory(url)
         engine = create_async_engine(
@@ -127,8 +145,8 @@ def create_engine(database_url: str, credentials: SecretCredentials | None = Non
         url,
         # No pre-ping: RetryingSession recovers from a dead connection instead.
         pool_pre_ping=False,
-        pool_size=10,
-        max_overflow=10,
+        pool_size=pool.size,
+        max_overflow=pool.max_overflow,
         pool_recycle=1800,
         # Errors and echo never render bound values (emails, password hashes, payloads).
         hide_parameters=True,
@@ -144,12 +162,14 @@ class Database:
         database_url: str,
         credentials: SecretCredentials | None = None,
         user_cache: UserCache | None = None,
+        pool: PoolLimits | None = None,
     ) -> None:
         self.url = normalise_database_url(database_url)
         self.credentials = credentials
         self.user_cache = user_cache
         # Other domains' per-user data cached with the authenticated user (api.user_cache).
         self.user_facets: list[UserFacet] = []
+        self.pool = pool or PoolLimits()
         self._engine: AsyncEngine | None = None
         self._sessions: async_sessionmaker[AsyncSession] | None = None
         self._readers: async_sessionmaker[AsyncSession] | None = None
@@ -166,12 +186,13 @@ class Database:
         user_cache = None
         if settings.redis_url:
             user_cache = UserCache(redis_client(settings.redis_url, caller_bounds_calls=True))
-        return Database(settings.database_url, credentials, user_cache)
+        pool = PoolLimits(settings.database_pool_size, settings.database_max_overflow)
+        return Database(settings.database_url, credentials, user_cache, pool)
 
     @property
     def engine(self) -> AsyncEngine:
         if self._engine is None:
-            self._engine = create_engine(self.url, self.credentials)
+            self._engine = create_engine(self.url, self.credentials, self.pool)
         return self._engine
 
     @property

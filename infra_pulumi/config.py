@@ -222,6 +222,9 @@ class StackConfig:
     api_max_tasks: int
     api_target_cpu_percent: int
     lambda_memory_mb: int
+    # The most API function instances at once: each holds its own database connections
+    # (docs/deploying.md, "Database connections from Lambda").
+    lambda_reserved_concurrency: int
     log_retention_days: int
     backup_retention_days: int
     waf_enabled: bool
@@ -493,6 +496,7 @@ def load_stack_config(
         api_max_tasks=max_tasks,
         api_target_cpu_percent=read.integer("apiTargetCpuPercent", 60, 10, 90),
         lambda_memory_mb=read.integer("lambdaMemoryMb", defaults.lambda_memory_mb, 128, 10240),
+        lambda_reserved_concurrency=read.integer("lambdaReservedConcurrency", 10, 1, 1000),
         log_retention_days=read.one_of(
             "logRetentionDays", defaults.log_retention_days, LOG_RETENTION_DAYS
         ),

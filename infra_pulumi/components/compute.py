@@ -25,6 +25,12 @@ from infra_pulumi.components.api_containers import API_PORT, api_definitions
 from infra_pulumi.components.cdn import ORIGIN_VERIFY_HEADER
 from infra_pulumi.config import StackConfig
 
+# A function instance serves one request at a time: one connection kept between invocations,
+# two more while a request holds sessions side by side (api/db.py PoolLimits). Reserved
+# concurrency times their sum is the function's share of max_connections (policy rule
+# lambda-database-connection-budget).
+LAMBDA_DATABASE_POOL = {"DATABASE_POOL_SIZE": "1", "DATABASE_MAX_OVERFLOW": "2"}
+
 
 @dataclass(frozen=True)
 class ComputeInputs:
@@ -502,13 +508,17 @@ class Compute(pulumi.ComponentResource):
             },
             role=role.arn,
             memory_size=config.lambda_memory_mb,
+            # Caps the instances, and so the connections they open to the small database.
+            reserved_concurrent_executions=config.lambda_reserved_concurrency,
             timeout=30,
             kms_key_arn=inputs.kms_key_arn,
             vpc_config={
                 "subnet_ids": list(inputs.private_subnet_ids),
                 "security_group_ids": [inputs.app_security_group_id],
             },
-            environment={"variables": {**self._api_env(), "SECRET_ARNS": secret_refs}},
+            environment={
+                "variables": {**self._api_env(), **LAMBDA_DATABASE_POOL, "SECRET_ARNS": secret_refs}
+            },
             logging_config={
                 "log_format": "JSON",
                 "log_group": f"/aws/lambda/{config.name_prefix}-api",

@@ -8,6 +8,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from infra_pulumi.policies.connection_budget import lambda_connection_budget
 from infra_pulumi.policies.model import (
     BUCKET,
     BUCKET_POLICY,
@@ -308,6 +309,11 @@ STACK_RULES: tuple[StackRule, ...] = (
         "cloudfront-api-caching-public-only",
         "CloudFront caches only the API's public documents, keyed on nothing of the caller",
         api_caching_public_only,
+    ),
+    StackRule(
+        "lambda-database-connection-budget",
+        "a Lambda API's instances x connections fit in its database's max_connections",
+        lambda_connection_budget,
     ),
     StackRule("stack-outputs-no-secrets", "no secret in a stack output", stack_outputs_clean),
 )

@@ -16,6 +16,7 @@ from infra_pulumi.plan import Plan
 from infra_pulumi.policies import model as m
 from infra_pulumi.policies import pack
 from infra_pulumi.policies import rules as r
+from infra_pulumi.policies.connection_budget import PARAMETER_GROUP
 from infra_pulumi.policies.rules import Resource, StackFacts, all_violations
 
 Props = dict[str, Any]
@@ -138,6 +139,7 @@ def _no_tls_statement(props: Props) -> None:
 RDS = (m.RDS, "database-postgres")
 CDN = (m.DISTRIBUTION, "cdn-distribution")
 DOCUMENTS_CACHE = (m.CACHE_POLICY, "cdn-public-documents")
+API_FUNCTION = (m.LAMBDA, "compute-api")
 STACK_OUTPUTS = (m.STACK, None)
 
 CASES = [
@@ -394,6 +396,37 @@ CASES = [
     ),
     Case(
         "stack-outputs-no-secrets", "prod", *STACK_OUTPUTS, _set_output("dbPassword", "plain words")
+    ),
+    Case(
+        "lambda-database-connection-budget",
+        "dev",
+        *API_FUNCTION,
+        setter("reservedConcurrentExecutions", value=30),
+    ),
+    Case(
+        "lambda-database-connection-budget",
+        "dev",
+        *API_FUNCTION,
+        setter("reservedConcurrentExecutions", value=None),
+    ),
+    Case(
+        "lambda-database-connection-budget",
+        "dev",
+        *API_FUNCTION,
+        setter("environment", "variables", "DATABASE_MAX_OVERFLOW", value="10"),
+    ),
+    Case(
+        "lambda-database-connection-budget",
+        "dev",
+        PARAMETER_GROUP,
+        "database-params",
+        setter("parameters", value=[{"name": "max_connections", "value": "40"}]),
+    ),
+    Case(
+        "lambda-database-connection-budget",
+        "dev",
+        *RDS,
+        setter("instanceClass", value="db.x2g.large"),
     ),
     Case("ses-send-scoped", "prod", m.ROLE_POLICY, "compute-api-task-email", _ses_resource("*")),
     Case(
