@@ -98,6 +98,38 @@ async def test_prices_come_from_the_catalog_in_memory(
     trips.expect(0)
 
 
+async def test_me_without_the_cache_is_one_read_outside_any_transaction(
+    client: httpx.AsyncClient, postgres_wire: PostgresWire
+) -> None:
+    headers = await user_headers(client)
+
+    with postgres_wire.measure() as trips:
+        response = await client.get("/v1/users/me", headers=headers)
+
+    assert response.status_code == 200, response.text
+    assert response.json()["entitlements"] == []
+    # The user, the token's session and the current subscription in one SELECT; autocommit,
+    # so no BEGIN before it and no ROLLBACK after it.
+    trips.expect(1)
+    assert "subscriptions" in trips.statements[0], trips
+
+
+async def test_me_on_a_cache_miss_reads_once_and_on_a_hit_not_at_all(
+    cached_client: httpx.AsyncClient, postgres_wire: PostgresWire
+) -> None:
+    headers = await user_headers(cached_client)
+
+    with postgres_wire.measure() as miss:
+        first = await cached_client.get("/v1/users/me", headers=headers)
+    with postgres_wire.measure() as hit:
+        again = await cached_client.get("/v1/users/me", headers=headers)
+
+    assert first.status_code == again.status_code == 200, (first.text, again.text)
+    assert again.json() == first.json()
+    miss.expect(1)
+    hit.expect(0)
+
+
 async def test_a_page_of_payments_reads_the_user_then_the_page(
     client: httpx.AsyncClient, postgres_wire: PostgresWire
 ) -> None:
@@ -110,7 +142,7 @@ async def test_a_page_of_payments_reads_the_user_then_the_page(
 
     assert response.status_code == 200, response.text
     assert len(response.json()["items"]) == 2
-    # BEGIN, the user with the token's session, the page, ROLLBACK.
+    # The user with the token's session (autocommit), then BEGIN, the page, ROLLBACK.
     trips.expect(4)
 
 
