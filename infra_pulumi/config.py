@@ -237,6 +237,9 @@ class StackConfig:
     slack_team_id: str
     slack_channel_id: str
     github_oidc_provider_arn: str | None
+    # The front-end repository (owner/name) whose deploy workflow publishes its build to the
+    # static bucket with a role of its own (ci_identity); None: no such role.
+    github_frontend_repository: str | None
     grafana_admin_group_ids: tuple[str, ...]
     grafana_viewer_group_ids: tuple[str, ...]
     prefect_server_cpu: int
@@ -461,6 +464,10 @@ def load_stack_config(
             )
         secrets[name] = value
 
+    frontend_repository = read.raw("githubFrontendRepository")
+    if frontend_repository is not None:
+        read.pattern("githubFrontendRepository", frontend_repository, _REPOSITORY, "owner/name")
+
     config = StackConfig(
         stack=stack,
         region=region,
@@ -516,6 +523,7 @@ def load_stack_config(
         # The GitHub OIDC provider is account-wide: when both stacks share an account, the
         # second one reuses the first one's provider instead of creating a duplicate.
         github_oidc_provider_arn=read.raw("githubOidcProviderArn"),
+        github_frontend_repository=frontend_repository,
         grafana_admin_group_ids=read.group_ids("grafanaAdminGroupIds", required=not is_dev),
         grafana_viewer_group_ids=read.group_ids("grafanaViewerGroupIds", required=False),
         prefect_server_cpu=defaults.prefect_server_cpu,

@@ -110,12 +110,15 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         "runTaskNetwork": compute.run_task_network,
         "backupBucket": storage.backup_bucket.bucket,
         "emailEventsTopicArn": email.events_topic.arn,
+        # make publish-static uploads here and invalidates what changed (deploy.yml).
+        "staticBucket": storage.static_bucket.bucket,
+        "cloudfrontDistributionId": cdn.distribution.id,
     }
     if observability is None or compute.balancer is None or compute.listener is None:
         return outputs  # a dev stack: the API and its database
 
     bastion = Bastion("bastion", config, network.private_subnet_ids[0], groups.bastion.id, key_arn)
-    ci = CiIdentity("ci", config)
+    ci = CiIdentity("ci", config, storage.static_bucket.bucket, cdn.distribution.arn)
     flows = FlowsWorker(
         "flows",
         config,
@@ -145,6 +148,9 @@ def build(config: StackConfig, now: dt.datetime) -> dict[str, pulumi.Input[str]]
         observability.workspace.prometheus_endpoint,
         now,
     )
+    if ci.static_publish_role is not None:
+        # The front-end repository's deploy workflow assumes it (infra_pulumi/github).
+        outputs["staticPublishRoleArn"] = ci.static_publish_role.arn
     return {
         **outputs,
         "flowsEcrRepositoryUrl": flows.repository.repository_url,

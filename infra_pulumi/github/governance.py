@@ -14,11 +14,16 @@ What it enforces, and why:
   environment any branch can use would hand its secrets to any branch.
   Each environment carries its AWS role (from the slipway stack's outputs), region, stack name
   and the Pulumi access token (a secret, never a plain value).
+- The front-end repository gets its deploy workflow (frontend-deploy.yml, committed before
+  its branch protection exists) and the same two environments, carrying the stack's
+  static-publish role (it may only upload under the static bucket's static/ prefix and
+  invalidate the distribution), the bucket and the distribution id. No secret at all.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pulumi
@@ -44,6 +49,13 @@ ALLOWED_THIRD_PARTY_ACTIONS: tuple[str, ...] = (
 # Outputs of the slipway stacks (infra_pulumi/__main__.py) that deployments need.
 DEPLOY_ROLE_OUTPUT = "deployRoleArn"
 ECR_REPOSITORY_OUTPUT = "ecrRepositoryUrl"
+STATIC_PUBLISH_ROLE_OUTPUT = "staticPublishRoleArn"
+STATIC_BUCKET_OUTPUT = "staticBucket"
+DISTRIBUTION_ID_OUTPUT = "cloudfrontDistributionId"
+
+# The front-end repository's deploy workflow, and where it goes in that repository.
+FRONTEND_WORKFLOW = Path(__file__).with_name("frontend-deploy.yml")
+FRONTEND_WORKFLOW_PATH = ".github/workflows/deploy.yml"
 
 
 def _required(value: Any, what: str) -> str:
@@ -75,17 +87,20 @@ class GithubGovernance(pulumi.ComponentResource):
             REQUIRED_CHECKS,
         )
         repositories = [backend]
+        frontend: github.Repository | None = None
         if config.frontend_repository is not None:
-            repositories.append(
-                self._repository(
-                    f"{name}-frontend",
-                    config.frontend_repository,
-                    "Slipway web front end",
-                    config.frontend_required_checks,
-                )
+            frontend = self._repository(
+                f"{name}-frontend",
+                config.frontend_repository,
+                "Slipway web front end",
+                config.frontend_required_checks,
+                files={FRONTEND_WORKFLOW_PATH: FRONTEND_WORKFLOW.read_text(encoding="utf-8")},
             )
+            repositories.append(frontend)
 
-        environments = [self._deploy_targets(name, backend, target) for target in config.targets]
+        environments = [
+            self._deploy_targets(name, backend, frontend, target) for target in config.targets
+        ]
         self.repository_names = pulumi.Output.all(*[repo.name for repo in repositories])
         self.environment_names = sorted(environments)
         self.required_checks = list(REQUIRED_CHECKS)
@@ -100,7 +115,12 @@ class GithubGovernance(pulumi.ComponentResource):
     # --- repositories ---------------------------------------------------------------------
 
     def _repository(
-        self, name: str, repository: str, description: str, checks: Sequence[str]
+        self,
+        name: str,
+        repository: str,
+        description: str,
+        checks: Sequence[str],
+        files: Mapping[str, str] | None = None,
     ) -> github.Repository:
         config = self._config
         security = None
@@ -138,6 +158,20 @@ class GithubGovernance(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, protect=True),
         )
         child = pulumi.ResourceOptions(parent=repo)
+        # Committed to the default branch before its protection exists (which then admits
+        # changes only through reviewed pull requests, administrators included).
+        committed = [
+            github.RepositoryFile(
+                f"{name}-file-{path.rsplit('/', 1)[-1]}",
+                repository=repo.name,
+                file=path,
+                content=content,
+                commit_message=f"Add {path} (Slipway governance)",
+                overwrite_on_create=True,
+                opts=child,
+            )
+            for path, content in sorted((files or {}).items())
+        ]
         github.BranchProtection(
             f"{name}-{PROTECTED_BRANCH}",
             repository_id=repo.node_id,
@@ -161,7 +195,7 @@ class GithubGovernance(pulumi.ComponentResource):
                     require_last_push_approval=True,
                 )
             ],
-            opts=child,
+            opts=pulumi.ResourceOptions(parent=repo, depends_on=committed),
         )
         github.WorkflowRepositoryPermissions(
             f"{name}-workflow-token",
@@ -187,8 +221,14 @@ class GithubGovernance(pulumi.ComponentResource):
 
     # --- environments ---------------------------------------------------------------------
 
-    def _deploy_targets(self, name: str, repo: github.Repository, target: DeployTarget) -> str:
-        """The deployment environment of one slipway stack."""
+    def _deploy_targets(
+        self,
+        name: str,
+        repo: github.Repository,
+        frontend: github.Repository | None,
+        target: DeployTarget,
+    ) -> str:
+        """The deployment environment of one slipway stack, in each repository."""
         config = self._config
         stack = pulumi.StackReference(
             f"{name}-{target.stack}-stack",
@@ -221,6 +261,23 @@ class GithubGovernance(pulumi.ComponentResource):
                 "SMOKE_TEST_PASSWORD": config.smoke_test_password,
             },
         )
+        if frontend is not None:
+            # What frontend-deploy.yml reads; its role can publish static assets, nothing else.
+            self._environment(
+                f"{name}-frontend-{target.environment}",
+                frontend,
+                target.environment,
+                branch_patterns=(PROTECTED_BRANCH,),
+                tag_patterns=(RELEASE_TAG_PATTERN,) if production else (),
+                reviewers=production,
+                variables={
+                    "AWS_REGION": config.aws_region,
+                    "AWS_STATIC_ROLE_ARN": _stack_output(stack, STATIC_PUBLISH_ROLE_OUTPUT),
+                    "STATIC_BUCKET": _stack_output(stack, STATIC_BUCKET_OUTPUT),
+                    "CLOUDFRONT_DISTRIBUTION_ID": _stack_output(stack, DISTRIBUTION_ID_OUTPUT),
+                },
+                secrets={},
+            )
         return target.environment
 
     def _reviewers(self) -> list[github.RepositoryEnvironmentReviewerArgs]:

@@ -4,7 +4,8 @@
 
 The rule logic lives in `rules.py` as plain functions and `pack.py` adapts them to
 pulumi-policy, so tests exercise the very same code on mocked resources. Optional policy config
-`githubRepository` (owner/name) additionally pins the deploy-role trust to one repository.
+`githubRepository` (owner/name) additionally pins the deploy-role trust to one repository (or
+`githubFrontendRepository`, whose static-publish role the stack may also hold).
 """
 
 import sys

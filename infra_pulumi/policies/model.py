@@ -68,12 +68,22 @@ class StackFacts:
     """What a rule may know about the stack besides its resources."""
 
     is_prod: bool
-    # When set (policy config `githubRepository`), deploy-role trust must name this repository.
+    # When set (policy config `githubRepository`), deploy-role trust must name this repository,
+    # or the front-end repository (`githubFrontendRepository`) whose workflow publishes assets.
     github_repository: str | None = None
+    github_frontend_repository: str | None = None
 
     @staticmethod
-    def from_stack_name(stack: str, github_repository: str | None = None) -> StackFacts:
-        return StackFacts(is_prod=stack in PROD_STACKS, github_repository=github_repository)
+    def from_stack_name(
+        stack: str,
+        github_repository: str | None = None,
+        github_frontend_repository: str | None = None,
+    ) -> StackFacts:
+        return StackFacts(
+            is_prod=stack in PROD_STACKS,
+            github_repository=github_repository,
+            github_frontend_repository=github_frontend_repository,
+        )
 
 
 @dataclass(frozen=True)

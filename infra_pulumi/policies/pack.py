@@ -33,13 +33,20 @@ from infra_pulumi.policies.rules import (
 PACK_NAME = "slipway-invariants"
 
 CONFIG_SCHEMA = PolicyConfigSchema(
-    properties={"githubRepository": {"type": "string"}},
+    properties={
+        "githubRepository": {"type": "string"},
+        "githubFrontendRepository": {"type": "string"},
+    },
 )
 
 
 def _facts(urn: str, config: Mapping[str, Any] | None) -> StackFacts:
-    repository = (config or {}).get("githubRepository")
-    return StackFacts.from_stack_name(stack_from_urn(urn), repository if repository else None)
+    settings = config or {}
+    return StackFacts.from_stack_name(
+        stack_from_urn(urn),
+        settings.get("githubRepository") or None,
+        settings.get("githubFrontendRepository") or None,
+    )
 
 
 def _resource_policy(rule: ResourceRule) -> ResourceValidationPolicy:

@@ -251,6 +251,11 @@ def ec2_ssm_only(type_: str, props: Props, __: StackFacts) -> list[str]:
     return problems
 
 
+def _trusted_repositories(facts: StackFacts) -> tuple[str, ...]:
+    named = (facts.github_repository, facts.github_frontend_repository)
+    return tuple(repository for repository in named if repository)
+
+
 def github_trust_pinned(_: str, props: Props, facts: StackFacts) -> list[str]:
     problems = []
     for statement in _statements(_document(props.get("assumeRolePolicy"))):
@@ -272,9 +277,10 @@ def github_trust_pinned(_: str, props: Props, facts: StackFacts) -> list[str]:
                 "GitHub OIDC trust must pin sub to repo:<owner>/<repo>:environment:<env> "
                 "with StringEquals (no wildcards)"
             )
-        elif facts.github_repository and match.group(1) != facts.github_repository:
+        elif facts.github_repository and match.group(1) not in _trusted_repositories(facts):
             problems.append(
-                f"GitHub OIDC trust names {match.group(1)}, not {facts.github_repository}"
+                f"GitHub OIDC trust names {match.group(1)}, not "
+                + " or ".join(_trusted_repositories(facts))
             )
         if any(key.startswith(GITHUB_ISSUER) for key in (conditions.get("StringLike") or {})):
             problems.append("GitHub OIDC trust must not use StringLike wildcards")

@@ -3,6 +3,7 @@ served from the app itself with a page that a script-src 'self' policy lets run.
 
 from __future__ import annotations
 
+import hashlib
 from html.parser import HTMLParser
 from pathlib import Path
 
@@ -164,26 +165,65 @@ def test_docs_policy_allows_scripts_from_the_app_only() -> None:
     assert not [s for s in every_source if s.startswith(("http", "'unsafe-", "*"))]
 
 
+async def _linked_assets(client: httpx.AsyncClient) -> dict[str, str]:
+    """The /docs page's asset URLs by file name without its content hash."""
+    page = _PageResources()
+    page.feed((await client.get("/docs")).text)
+    linked = {}
+    for url in page.urls:
+        if url.startswith("/static/docs/"):
+            stem, digest, suffix = url.rsplit("/", 1)[1].rsplit(".", 2)
+            assert len(digest) == 16, url
+            linked[f"{stem}.{suffix}"] = url
+    return linked
+
+
 async def test_docs_assets_come_from_the_pinned_package(client: httpx.AsyncClient) -> None:
     bundled = Path(fastapi_offline.__file__).parent / "static"
+    linked = await _linked_assets(client)
+    assert set(linked) == {
+        "swagger-ui-bundle.js",
+        "swagger-ui.css",
+        "favicon.png",
+        "swagger-ui-init.js",
+    }
     for name, media_type in (
         ("swagger-ui-bundle.js", "text/javascript"),
         ("swagger-ui.css", "text/css"),
     ):
-        response = await client.get(f"/docs/assets/{name}")
+        response = await client.get(linked[name])
         assert response.status_code == 200
         assert response.headers["content-type"].startswith(media_type)
         assert response.content == (bundled / name).read_bytes()
         assert response.headers["x-content-type-options"] == "nosniff"
-    init = await client.get("/docs/swagger-ui-init.js")
+    init = await client.get(linked["swagger-ui-init.js"])
     assert init.status_code == 200
     assert init.headers["content-type"].startswith("text/javascript")
     assert b"SwaggerUIBundle(" in init.content
 
 
+async def test_docs_assets_are_named_by_content_and_cached_for_a_year(
+    client: httpx.AsyncClient,
+) -> None:
+    """The same URLs CloudFront serves from the static bucket (make publish-static)."""
+    for url in (await _linked_assets(client)).values():
+        response = await client.get(url)
+        assert response.headers["cache-control"] == "public, max-age=31536000, immutable", url
+        digest = url.rsplit(".", 2)[1]
+        assert hashlib.sha256(response.content).hexdigest().startswith(digest), url
+
+
 async def test_docs_assets_are_not_listed(client: httpx.AsyncClient) -> None:
-    """The asset directory is served file by file; asking for the directory lists nothing."""
-    for path in ("/docs/assets", "/docs/assets/", "/docs/assets/%2e%2e/"):
+    """Only the hashed names are served; directories, unhashed names and paths out list nothing."""
+    for path in (
+        "/static",
+        "/static/",
+        "/static/docs/",
+        "/static/docs/swagger-ui.css",
+        "/static/manifest.json",
+        "/static/%2e%2e/",
+        "/docs/assets/swagger-ui.css",
+    ):
         response = await client.get(path, follow_redirects=True)
         assert response.status_code == 404, path
         assert "swagger-ui" not in response.text

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from infra_pulumi.github.governance import FRONTEND_WORKFLOW
 from tests.delivery.workflows import ROOT, ci_job_names
 
 TOKEN = "pul-test-token-0123456789"  # the Pulumi access token handed to the deploy jobs
@@ -34,14 +35,22 @@ BASE_CONFIG = {
     "slipway-github:smokeTestEmail": "smoke-test@example.com",
     "slipway-github:smokeTestPassword": "smoke-password-0123456789",
 }
+STAGING_STATIC_ROLE = "arn:aws:iam::111111111111:role/slipway-staging-static"
+PROD_STATIC_ROLE = "arn:aws:iam::222222222222:role/slipway-prod-static"
 STACK_OUTPUTS = {
     "acme/slipway/staging": {
         "deployRoleArn": STAGING_ROLE,
         "ecrRepositoryUrl": "111111111111.dkr.ecr.eu-west-1.amazonaws.com/slipway-staging",
+        "staticPublishRoleArn": STAGING_STATIC_ROLE,
+        "staticBucket": "slipway-staging-static-111111111111",
+        "cloudfrontDistributionId": "E1STAGING",
     },
     "acme/slipway/prod": {
         "deployRoleArn": PROD_ROLE,
         "ecrRepositoryUrl": "222222222222.dkr.ecr.eu-west-1.amazonaws.com/slipway-prod",
+        "staticPublishRoleArn": PROD_STATIC_ROLE,
+        "staticBucket": "slipway-prod-static-222222222222",
+        "cloudfrontDistributionId": "E2PROD",
     },
 }
 
@@ -84,11 +93,11 @@ class Registered:
         assert len(found) == 1, (suffix, match, found)
         return found[0]
 
-    def variables(self, environment: str) -> dict[str, Any]:
+    def variables(self, environment: str, repository: str = "slipway") -> dict[str, Any]:
         return {
             v["variableName"]: v["value"]
             for v in self.of_type(":ActionsEnvironmentVariable")
-            if v["environment"] == environment
+            if v["environment"] == environment and v["repository"] == repository
         }
 
 
@@ -155,7 +164,11 @@ def test_workflows_get_a_read_only_token_and_only_pinned_allowed_actions(
 
 
 def test_environments_and_who_may_deploy_to_them(registered: Registered) -> None:
-    environments = {env["environment"]: env for env in registered.of_type(":RepositoryEnvironment")}
+    environments = {
+        env["environment"]: env
+        for env in registered.of_type(":RepositoryEnvironment")
+        if env["repository"] == "slipway"
+    }
     assert set(environments) == {"staging", "production"}
     production = environments["production"]
     reviewers = production["reviewers"][0]
@@ -228,8 +241,9 @@ def test_explicit_role_arns_override_stack_outputs_and_frontend_is_optional() ->
 
 
 def test_a_stack_without_a_deploy_role_output_fails_naming_it() -> None:
-    outputs = {**STACK_OUTPUTS, "acme/slipway/staging": {"ecrRepositoryUrl": "x/y"}}
-    report = run_governance(BASE_CONFIG, outputs)
+    staging = dict(STACK_OUTPUTS["acme/slipway/staging"])
+    del staging["deployRoleArn"]
+    report = run_governance(BASE_CONFIG, {**STACK_OUTPUTS, "acme/slipway/staging": staging})
     assert "deployRoleArn" in report.get("error", "")
 
 
@@ -263,3 +277,61 @@ def test_no_environment_any_branch_can_use_holds_a_secret(registered: Registered
         if p.get("branchPattern") == "main"
     }
     assert holders <= policies
+
+
+def test_frontend_repository_gets_the_deploy_workflow(registered: Registered) -> None:
+    (committed,) = registered.of_type(":RepositoryFile")
+    assert committed["repository"] == "slipway-web"
+    assert committed["file"] == ".github/workflows/deploy.yml"
+    assert committed["content"] == FRONTEND_WORKFLOW.read_text(encoding="utf-8")
+    assert committed["overwriteOnCreate"] is True
+
+
+def test_frontend_environments_carry_only_the_static_publishing_identity(
+    registered: Registered,
+) -> None:
+    assert registered.variables("staging", "slipway-web") == {
+        "AWS_REGION": "eu-west-1",
+        "AWS_STATIC_ROLE_ARN": STAGING_STATIC_ROLE,
+        "STATIC_BUCKET": "slipway-staging-static-111111111111",
+        "CLOUDFRONT_DISTRIBUTION_ID": "E1STAGING",
+    }
+    production = registered.variables("production", "slipway-web")
+    assert production["AWS_STATIC_ROLE_ARN"] == PROD_STATIC_ROLE
+    assert production["CLOUDFRONT_DISTRIBUTION_ID"] == "E2PROD"
+    # Neither the Pulumi token nor any other secret reaches the front-end repository.
+    secrets = registered.of_type(":ActionsEnvironmentSecret")
+    assert [s for s in secrets if s["repository"] == "slipway-web"] == []
+    environments = {
+        env["environment"]: env
+        for env in registered.of_type(":RepositoryEnvironment")
+        if env["repository"] == "slipway-web"
+    }
+    assert set(environments) == {"staging", "production"}
+    assert environments["production"]["preventSelfReview"] is True
+    assert len(environments["production"]["reviewers"][0]["teams"]) == 2
+    assert "reviewers" not in environments["staging"]
+    policies = {
+        (p["environment"], p.get("branchPattern"), p.get("tagPattern"))
+        for p in registered.of_type(":RepositoryEnvironmentDeploymentPolicy")
+        if p["repository"] == "slipway-web"
+    }
+    assert policies == {
+        ("staging", "main", None),
+        ("production", "main", None),
+        ("production", None, "v*"),
+    }
+
+
+def test_every_variable_the_frontend_workflow_reads_is_provided(registered: Registered) -> None:
+    used = set(re.findall(r"vars\.([A-Z_]+)", FRONTEND_WORKFLOW.read_text(encoding="utf-8")))
+    assert used
+    for environment in ("staging", "production"):
+        assert used <= set(registered.variables(environment, "slipway-web")), environment
+
+
+def test_a_stack_without_a_static_publish_role_fails_naming_it() -> None:
+    prod = dict(STACK_OUTPUTS["acme/slipway/prod"])
+    del prod["staticPublishRoleArn"]
+    report = run_governance(BASE_CONFIG, {**STACK_OUTPUTS, "acme/slipway/prod": prod})
+    assert "staticPublishRoleArn" in report.get("error", "")

@@ -16,6 +16,9 @@ CI_WORKFLOW = WORKFLOWS_DIR / "ci.yml"
 DEPENDABOT = GITHUB_DIR / "dependabot.yml"
 ACTIONLINT_RUNNER = GITHUB_DIR / "actionlint" / "run.cjs"
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# The workflow the governance program commits into the front-end repository: held to the same
+# linters and rules as ours.
+FRONTEND_WORKFLOW = ROOT / "infra_pulumi" / "github" / "frontend-deploy.yml"
 
 # `uses: owner/repo[/path]@<40 hex> # <version>` — the comment is what Dependabot and humans read.
 PINNED_USES = re.compile(
@@ -47,7 +50,7 @@ class Workflow:
 
 
 def workflow_paths() -> list[Path]:
-    return sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml")])
+    return sorted([*WORKFLOWS_DIR.glob("*.yml"), *WORKFLOWS_DIR.glob("*.yaml"), FRONTEND_WORKFLOW])
 
 
 def load_workflow(path: Path) -> Workflow:

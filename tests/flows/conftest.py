@@ -21,7 +21,12 @@ import pytest
 from flows.backup.postgres import Connection
 from tests.conftest import delete_all_rows
 from tests.live_server import free_port
-from tests.services import create_scratch_postgres_database, drop_postgres_database, unavailable
+from tests.services import (
+    create_scratch_postgres_database,
+    drop_postgres_database,
+    unavailable,
+    use_fake_aws_credentials,
+)
 
 MOTO_START_TIMEOUT_SECONDS = 30
 
@@ -43,11 +48,7 @@ def no_github(monkeypatch: pytest.MonkeyPatch) -> None:
 def aws_environment() -> Iterator[None]:
     """Fake credentials, so no test can ever sign a request with real ones."""
     with pytest.MonkeyPatch.context() as patch:
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN"):
-            patch.delenv(name, raising=False)
-        patch.setenv("AWS_ACCESS_KEY_ID", "testing")
-        patch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        patch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        use_fake_aws_credentials(patch)
         yield
 
 

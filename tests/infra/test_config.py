@@ -69,6 +69,7 @@ def test_prod_defaults_are_resilient_and_ecs() -> None:
         ({"domainName": "Not A Domain"}, "slipway:domainName"),
         ({"alertEmail": "nobody"}, "slipway:alertEmail"),
         ({"githubRepository": "just-a-name"}, "slipway:githubRepository"),
+        ({"githubFrontendRepository": "web"}, "slipway:githubFrontendRepository"),
         ({"azCount": "three"}, "slipway:azCount"),
         ({"azCount": "9"}, "slipway:azCount"),
         ({"availabilityZones": '["us-east-1a", "us-east-1b"]'}, "slipway:availabilityZones"),
@@ -86,6 +87,12 @@ def test_prod_defaults_are_resilient_and_ecs() -> None:
 def test_bad_values_name_their_key(values: dict[str, str], key: str) -> None:
     with pytest.raises(ConfigError, match=key):
         load("staging", values)
+
+
+def test_front_end_repository_is_optional() -> None:
+    assert load("staging").github_frontend_repository is None
+    config = load("staging", {"githubFrontendRepository": "acme/web"})
+    assert config.github_frontend_repository == "acme/web"
 
 
 def test_prod_refuses_short_backup_retention() -> None:

@@ -482,7 +482,21 @@ def test_deploy_role_can_be_pinned_to_one_repository(prod: Plan) -> None:
     facts = StackFacts(is_prod=True, github_repository="someone-else/fork")
     found = all_violations(prod.policy_resources(), facts)
     assert {rule for rule, _ in found} == {"github-oidc-trust-pinned"}
-    assert len(found) == 1  # the deploy role (previews have no role)
+    assert len(found) == 2  # the deploy and static-publish roles (previews have no role)
+
+
+def test_the_front_end_repository_is_trusted_only_when_named(prod: Plan) -> None:
+    backend_only = StackFacts(is_prod=True, github_repository="slipway-dev/slipway")
+    found = all_violations(prod.policy_resources(), backend_only)
+    assert [message for _, message in found] == [
+        "ci-static: GitHub OIDC trust names slipway-dev/slipway-web, not slipway-dev/slipway"
+    ]
+    both = StackFacts(
+        is_prod=True,
+        github_repository="slipway-dev/slipway",
+        github_frontend_repository="slipway-dev/slipway-web",
+    )
+    assert all_violations(prod.policy_resources(), both) == []
 
 
 class _Args:

@@ -274,11 +274,12 @@ def test_ci_role_trust_pins_audience_and_subject(
 
 
 def test_no_ci_role_exists_for_pull_request_previews(plans: dict[str, Plan]) -> None:
-    """Previews plan offline; the only CI role is the deploy role of the real environment."""
+    """Previews plan offline; the CI roles are the real environment's deploy role and the
+    front-end repository's static-publish role (tests/infra/test_static_publish.py)."""
     for plan in plans.values():
-        assert [r.name for r in of_type(plan, ROLE) if r.name.startswith("ci-")] in (
+        assert sorted(r.name for r in of_type(plan, ROLE) if r.name.startswith("ci-")) in (
             [],
-            ["ci-deploy"],
+            ["ci-deploy", "ci-static"],
         )
         assert "previewRoleArn" not in plan.outputs
 
