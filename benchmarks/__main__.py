@@ -7,6 +7,8 @@ import pkgutil
 import sys
 from pathlib import Path
 
+from benchmarks.goals import Goal, print_goals
+
 
 def main(argv: list[str]) -> int:
     available = sorted(
@@ -19,8 +21,11 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmarks {unknown}; available: {available}", file=sys.stderr)
         return 2
+    goals: list[Goal] = []
     for name in chosen:
-        importlib.import_module(f"benchmarks.bench_{name}").main()
+        measured = importlib.import_module(f"benchmarks.bench_{name}").main()
+        goals += measured or []
+    print_goals(goals)
     return 0
 
 

@@ -2,11 +2,16 @@
 
   bare        FastAPI hello endpoint, no middleware (benchmarks/bare_app.py)
   healthz     GET /healthz from create_app: the middleware stack alone, for reference
-  me          GET /v1/users/me from create_app: the whole middleware stack, ES256 verification
-              and the user's lookup (SQLite; PostgreSQL when reachable, also with Redis:
-              the user cache answers and only the entitlements read reaches PostgreSQL)
+  me          GET /v1/users/me from create_app: the whole middleware stack, the access token's
+              verification and the user's lookup (SQLite; PostgreSQL when reachable, also
+              with Redis: the user cache answers, entitlements included, and PostgreSQL is
+              not asked at all)
+  prices      GET /v1/prices: the price catalog from memory, with its ETag and Cache-Control
   login       POST /v1/auth/login with a correct password: argon2id verification, a new
               session row and a signed access token
+
+Goals (printed at the end of `make bench`): /v1/users/me on PostgreSQL + Redis at least 0.30 x
+the bare app, /v1/prices at least 0.70 x.
 
 Login is bounded by argon2 by design (about 25 ms of CPU per attempt with OWASP's parameters);
 its ratio shows what one worker can absorb, not a target. Rate-limit quotas are raised out of
@@ -31,6 +36,7 @@ import psycopg
 from sqlalchemy.engine import make_url
 
 from api.auth.keys import generate_private_key_pem
+from benchmarks.goals import Goal
 from benchmarks.harness import CONNECTIONS, ROOT, Result, load, serve
 
 HERE = Path(__file__).resolve().parent
@@ -107,6 +113,7 @@ def _slipway(
         yield [
             Target(f"slipway GET /healthz ({label})", url + "/healthz"),
             Target(f"slipway GET /v1/users/me ({label})", url + "/v1/users/me", headers=bearer),
+            Target(f"slipway GET /v1/prices ({label})", url + "/v1/prices"),
             Target(
                 f"slipway POST /v1/auth/login ({label})",
                 url + "/v1/auth/login",
@@ -117,7 +124,7 @@ def _slipway(
         ]
 
 
-def _measure(targets: list[Target]) -> None:
+def _measure(targets: list[Target]) -> dict[str, float]:
     """Rounds of (baseline, every target): on a shared machine the load drifts, so each
     target is compared with the baseline measured just before it, and medians are shown."""
     runs: dict[str, list[Result]] = {target.name: [] for target in targets}
@@ -140,16 +147,27 @@ def _measure(targets: list[Target]) -> None:
         f"\nAuthentication: throughput against a bare FastAPI app  (wrk -t1 -c{CONNECTIONS}, "
         f"{ROUNDS} rounds of {ROUND_SECONDS}s, one uvicorn worker each; medians)"
     )
-    print(f"{'case':<44} {'req/s':>10} {'p99 ms':>9} {'x baseline':>11} {'non-2xx':>8}")
+    print(f"{'case':<48} {'req/s':>10} {'p99 ms':>9} {'x baseline':>11} {'non-2xx':>8}")
     for name, results in runs.items():
         print(
-            f"{name:<44} {statistics.median(r.requests_per_second for r in results):>10.0f} "
+            f"{name:<48} {statistics.median(r.requests_per_second for r in results):>10.0f} "
             f"{statistics.median(r.p99_ms for r in results):>9.2f} "
             f"{statistics.median(ratios[name]):>11.3f} {sum(r.non_2xx for r in results):>8}"
         )
+    return {name: statistics.median(values) for name, values in ratios.items()}
 
 
-def main() -> None:
+DEPLOYED = "PostgreSQL + Redis"
+GOALS = {
+    f"slipway GET /v1/users/me ({DEPLOYED})": (
+        "GET /v1/users/me (PostgreSQL + Redis) vs bare",
+        0.30,
+    ),
+    f"slipway GET /v1/prices ({DEPLOYED})": ("GET /v1/prices vs bare", 0.70),
+}
+
+
+def main() -> list[Goal]:
     keys = generate_private_key_pem()
     with ExitStack() as servers:
         bare_url = servers.enter_context(serve("benchmarks.bare_app:app"))
@@ -166,10 +184,15 @@ def main() -> None:
             # The deployed shape: the user cache and the limiter's state in Redis.
             redis = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
             targets += servers.enter_context(
-                _slipway("PostgreSQL + Redis", postgres_url, keys, redis_url=redis)
+                _slipway(DEPLOYED, postgres_url, keys, redis_url=redis)
             )
         # Idle servers cost nothing: all stay up, and only the one under load works.
-        _measure(targets)
+        ratios = _measure(targets)
+    return [
+        Goal(label, ratios[name], target)
+        for name, (label, target) in GOALS.items()
+        if name in ratios
+    ]
 
 
 if __name__ == "__main__":
