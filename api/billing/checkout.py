@@ -7,10 +7,10 @@ Stripe would otherwise send a paying customer to whatever site the request named
 from __future__ import annotations
 
 import uuid
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from stripe.params.checkout import SessionCreateParams
 
 from api.auth.models import User
 from api.billing import entitlements
@@ -19,6 +19,9 @@ from api.billing.schemas import CheckoutCreate, CheckoutCreated
 from api.errors import ProblemError
 from api.payments.prices import PriceCatalog
 from api.payments.stripe_gateway import PaymentProviderError, StripeGateway
+
+if TYPE_CHECKING:
+    from stripe.params.checkout import SessionCreateParams
 
 
 def _origin(url: str) -> str | None:

@@ -14,8 +14,6 @@ from fastapi import Depends, FastAPI, Request
 
 from api.email.outbox import OutboxTransport
 from api.email.sender import EmailSender, start_counters
-from api.email.ses import SesTransport
-from api.email.smtp import SmtpTransport
 from api.email.smtp_url import parse_smtp_url
 from api.email.templates import TEMPLATES
 from api.email.transport import EmailTransport
@@ -30,11 +28,16 @@ class EmailConfigurationError(RuntimeError):
 
 
 def build_transport(settings: Settings) -> EmailTransport:
+    # Only the configured transport is imported: aiosmtplib is of no use to an SES deployment.
     backend = settings.email_transport
     if backend == "smtp":
+        from api.email.smtp import SmtpTransport
+
         assert settings.email_smtp_url is not None  # settings refuse smtp without a URL
         return SmtpTransport(parse_smtp_url(settings.email_smtp_url.get_secret_value()))
     if backend == "ses":
+        from api.email.ses import SesTransport
+
         return SesTransport(settings.email_from, settings.email_ses_configuration_set)
     return OutboxTransport(settings.email_outbox_dir)
 

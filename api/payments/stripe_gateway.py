@@ -4,25 +4,31 @@ It wraps `stripe.StripeClient` with `STRIPE_API_BASE` honoured (a local emulator
 network retries on (stripe-python resends a POST with the same Idempotency-Key, so a retry
 never charges twice) and an async httpx transport, and hands back small typed values instead
 of StripeObjects so nothing above it depends on the SDK's shapes.
+
+stripe-python (with requests and its HTTP clients) is a large part of the API's import, and
+most requests never call Stripe: it is imported by the first call, and the client is built then.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import parsedate_to_datetime
-from typing import Any
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
 
-import stripe
-from stripe.params import (
-    EventListParams,
-    RefundCreateParams,
-    SubscriptionListParams,
-    SubscriptionUpdateParams,
-)
-from stripe.params.checkout import SessionCreateParams
+if TYPE_CHECKING:
+    import stripe
+    from stripe.params import (
+        EventListParams,
+        RefundCreateParams,
+        SubscriptionListParams,
+        SubscriptionUpdateParams,
+    )
+    from stripe.params.checkout import SessionCreateParams
 
 from api.billing.stripe_objects import (
     CheckoutSessionSnapshot,
@@ -69,13 +75,20 @@ class RefundInfo:
     amount: int
 
 
-def _translate(exc: stripe.StripeError) -> PaymentProviderError:
-    # The SDK's message may quote request parameters; callers log the code and status only.
-    # Stripe's idempotency errors carry no code: name them, callers answer them differently.
-    code = "idempotency_error" if isinstance(exc, stripe.IdempotencyError) else exc.code
-    return PaymentProviderError(
-        exc.user_message or type(exc).__name__, http_status=exc.http_status, code=code
-    )
+@contextmanager
+def _translated_errors() -> Iterator[None]:
+    """Stripe's errors as PaymentProviderError. The SDK's message may quote request
+    parameters; callers log the code and status only."""
+    import stripe
+
+    try:
+        yield
+    except stripe.StripeError as exc:
+        # Stripe's idempotency errors carry no code: name them, callers answer them differently.
+        code = "idempotency_error" if isinstance(exc, stripe.IdempotencyError) else exc.code
+        raise PaymentProviderError(
+            exc.user_message or type(exc).__name__, http_status=exc.http_status, code=code
+        ) from exc
 
 
 def _id_of(value: Any) -> str | None:
@@ -123,11 +136,21 @@ class StripeGateway:
         max_network_retries: int = DEFAULT_MAX_NETWORK_RETRIES,
         timeout_seconds: float = DEFAULT_TIMEOUT_SECONDS,
     ) -> None:
-        self._http_client = stripe.HTTPXClient(timeout=timeout_seconds)
-        self._client = stripe.StripeClient(
-            secret_key,
-            base_addresses={"api": api_base} if api_base else None,
-            max_network_retries=max_network_retries,
+        self._secret_key = secret_key
+        self._api_base = api_base
+        self._max_network_retries = max_network_retries
+        self._timeout_seconds = timeout_seconds
+        self._http_client: stripe.HTTPXClient | None = None
+
+    @cached_property
+    def _client(self) -> stripe.StripeClient:
+        import stripe
+
+        self._http_client = stripe.HTTPXClient(timeout=self._timeout_seconds)
+        return stripe.StripeClient(
+            self._secret_key,
+            base_addresses={"api": self._api_base} if self._api_base else None,
+            max_network_retries=self._max_network_retries,
             http_client=self._http_client,
         )
 
@@ -140,20 +163,16 @@ class StripeGateway:
         idempotency_key: str,
     ) -> PaymentIntentInfo:
         """Create (or, with the same key within Stripe's 24 h window, find) a PaymentIntent."""
-        try:
+        with _translated_errors():
             intent = await self._client.v1.payment_intents.create_async(
                 params={"amount": amount, "currency": currency, "metadata": dict(metadata)},
                 options={"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _payment_intent_info(intent)
 
     async def retrieve_payment_intent(self, payment_intent_id: str) -> PaymentIntentInfo:
-        try:
+        with _translated_errors():
             intent = await self._client.v1.payment_intents.retrieve_async(payment_intent_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _payment_intent_info(intent)
 
     async def create_refund(
@@ -162,12 +181,10 @@ class StripeGateway:
         params: RefundCreateParams = {"payment_intent": payment_intent_id}
         if amount is not None:
             params["amount"] = amount
-        try:
+        with _translated_errors():
             refund = await self._client.v1.refunds.create_async(
                 params=params, options={"idempotency_key": idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return RefundInfo(id=refund.id, status=refund.status or "pending", amount=refund.amount)
 
     async def iter_events(
@@ -189,12 +206,10 @@ class StripeGateway:
             params["types"] = types
         if delivery_success is not None:
             params["delivery_success"] = delivery_success
-        try:
+        with _translated_errors():
             page = await self._client.v1.events.list_async(params=params)
             async for event in page.auto_paging_iter():
                 yield event.to_dict()
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
 
     # --- billing ---------------------------------------------------------------------------
 
@@ -202,13 +217,11 @@ class StripeGateway:
         self, *, email: str, metadata: Mapping[str, str], idempotency_key: str
     ) -> str:
         """A Customer; the same key within Stripe's 24 h window answers the same Customer."""
-        try:
+        with _translated_errors():
             customer = await self._client.v1.customers.create_async(
                 params={"email": email, "metadata": dict(metadata)},
                 options={"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return customer.id
 
     async def create_subscription(
@@ -221,7 +234,7 @@ class StripeGateway:
     ) -> SubscriptionSnapshot:
         """A subscription left `incomplete` until the customer confirms its first payment
         with the returned client secret (Stripe's `default_incomplete` flow)."""
-        try:
+        with _translated_errors():
             subscription = await self._client.v1.subscriptions.create_async(
                 params={
                     "customer": customer_id,
@@ -233,15 +246,11 @@ class StripeGateway:
                 },
                 options={"idempotency_key": idempotency_key},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _subscription(subscription)
 
     async def retrieve_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
-        try:
+        with _translated_errors():
             subscription = await self._client.v1.subscriptions.retrieve_async(subscription_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _subscription(subscription)
 
     async def update_subscription(
@@ -260,62 +269,51 @@ class StripeGateway:
         if item_id is not None and stripe_price_id is not None:
             params["items"] = [{"id": item_id, "price": stripe_price_id}]
             params["proration_behavior"] = "create_prorations"
-        try:
+        with _translated_errors():
             subscription = await self._client.v1.subscriptions.update_async(
                 subscription_id,
                 params=params,
                 options={"idempotency_key": idempotency_key} if idempotency_key else {},
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _subscription(subscription)
 
     async def cancel_subscription(self, subscription_id: str) -> SubscriptionSnapshot:
         """End the subscription now (no proration credit)."""
-        try:
+        with _translated_errors():
             subscription = await self._client.v1.subscriptions.cancel_async(subscription_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return _subscription(subscription)
 
     async def iter_subscriptions(self) -> AsyncIterator[SubscriptionSnapshot]:
         """Every subscription, any status (a `created` filter is left out: localstripe, the
         emulator this is tested against, refuses it)."""
         params: SubscriptionListParams = {"limit": 100, "status": "all"}
-        try:
+        with _translated_errors():
             page = await self._client.v1.subscriptions.list_async(params=params)
             async for subscription in page.auto_paging_iter():
                 yield parse_subscription(subscription.to_dict())
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
 
     async def retrieve_invoice(self, invoice_id: str) -> InvoiceSnapshot:
-        try:
+        with _translated_errors():
             invoice = await self._client.v1.invoices.retrieve_async(invoice_id)
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return parse_invoice(invoice.to_dict())
 
     async def create_checkout_session(
         self, params: SessionCreateParams, *, idempotency_key: str
     ) -> CheckoutSessionSnapshot:
-        try:
+        with _translated_errors():
             session = await self._client.v1.checkout.sessions.create_async(
                 params=params, options={"idempotency_key": idempotency_key}
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return parse_checkout_session(session.to_dict())
 
     async def create_portal_session(self, *, customer_id: str, return_url: str) -> str:
         """The URL of a customer-portal session (short-lived, single customer)."""
-        try:
+        with _translated_errors():
             session = await self._client.v1.billing_portal.sessions.create_async(
                 params={"customer": customer_id, "return_url": return_url}
             )
-        except stripe.StripeError as exc:
-            raise _translate(exc) from exc
         return session.url
 
     async def close(self) -> None:
-        await self._http_client.close_async()  # type: ignore[no-untyped-call]
+        if self._http_client is not None:
+            await self._http_client.close_async()  # type: ignore[no-untyped-call]

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-import stripe
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from api.json_body import parse_json
@@ -38,6 +37,8 @@ def verify_signature(
 ) -> None:
     if not header or not secrets:
         raise InvalidSignatureError("missing Stripe-Signature header")
+    import stripe  # by the first delivery, not at start-up (api/payments/stripe_gateway.py)
+
     for secret in secrets:
         try:
             stripe.WebhookSignature.verify_header(payload, header, secret, tolerance_seconds)
