@@ -21,6 +21,7 @@ import tempfile
 from pathlib import Path
 
 from api.auth.keys import generate_private_key_pem
+from benchmarks.goals import Goal
 from benchmarks.harness import ROOT
 
 RUNS = int(os.environ.get("BENCH_COLD_RUNS", "15"))
@@ -101,7 +102,7 @@ def import_seconds(python: Path, module: str, env: dict[str, str]) -> float:
     return float(result.stdout.strip().splitlines()[-1])
 
 
-def main() -> None:
+def main() -> list[Goal]:
     with tempfile.TemporaryDirectory() as directory:
         python = runtime_environment(Path(directory) / "venv")
         env = lambda_environment(Path(directory))
@@ -119,6 +120,7 @@ def main() -> None:
         print(f"{name:<26} {medians[name]:>9.3f} {min(values):>7.3f} {max(values):>7.3f}")
     print(f"ratio: {api / bare:.2f} x the bare handler (goal <= {GOAL:.1f} x)")
     print(json.dumps({"bare_s": bare, "api_s": api, "ratio": api / bare}))
+    return [Goal("Lambda cold import vs bare FastAPI + Mangum", api / bare, GOAL, at_least=False)]
 
 
 if __name__ == "__main__":
