@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.auth.dependencies import AdminUser, CurrentUser
 from api.billing.events import BILLING_EVENT_TYPES
-from api.db import DatabaseDep, SessionDep
+from api.db import DatabaseDep, SessionDep, database_of
 from api.errors import ProblemError, is_database_unavailable
 from api.http_caching import NOT_MODIFIED_RESPONSE
 from api.observability.metrics import (
@@ -21,7 +21,7 @@ from api.observability.metrics import (
     stripe_webhook_processing_seconds,
 )
 from api.payments import service
-from api.payments.dependencies import GatewayDep, RuntimeDep, not_configured
+from api.payments.dependencies import GatewayDep, RuntimeDep, not_configured, runtime_for
 from api.payments.events import metric_type_label, record_and_apply
 from api.payments.models import IDEMPOTENCY_KEY_MAX_LENGTH
 from api.payments.schemas import (
@@ -171,6 +171,12 @@ async def refund_payment(
     )
 
 
+_WEBHOOK_ACKS: dict[str, bytes] = {
+    result: WebhookAck(result=result).model_dump_json().encode()
+    for result in ("processed", "duplicate", "ignored")
+}
+
+
 @webhooks_router.post(
     "/stripe",
     response_model=WebhookAck,
@@ -192,10 +198,13 @@ async def refund_payment(
         },
     },
 )
-async def stripe_webhook(
-    request: Request, runtime: RuntimeDep, database: DatabaseDep
-) -> WebhookAck:
+async def stripe_webhook(request: Request) -> Response:
     started = time.perf_counter()
+    # The throughput path of the service: the runtime and database are read directly, not
+    # declared as dependencies, and the answer is one of a few bodies rendered once. FastAPI
+    # resolving dependencies and validating a response model cost a tenth of a delivery.
+    runtime = runtime_for(request.app)
+    database = database_of(request)
     if runtime.gateway is None or not runtime.webhook_secrets:
         raise not_configured()
     payload = await request.body()
@@ -216,7 +225,7 @@ async def stripe_webhook(
         raise ProblemError(400, "the body is not a Stripe event", slug="malformed-event") from None
 
     try:
-        outcome = await record_and_apply(database.sessions, event, runtime.catalog)
+        outcome = await record_and_apply(database, event, runtime.catalog)
     except Exception as exc:
         if is_database_unavailable(exc):  # answered 503 by api.errors: Stripe redelivers
             stripe_webhook_events_total.labels(
@@ -238,4 +247,4 @@ async def stripe_webhook(
         raise ProblemError(
             500, "the event could not be processed; it will be retried", slug="webhook-failed"
         )
-    return WebhookAck(result=outcome.result)
+    return Response(_WEBHOOK_ACKS[outcome.result], media_type="application/json")

@@ -155,7 +155,7 @@ async def replay_events(
             replays.append(Replay(event["id"], event["type"], "pending"))
             continue
         payload = parse_event(json.dumps(event).encode())
-        outcome = await record_and_apply(database.sessions, payload, catalog)
+        outcome = await record_and_apply(database, payload, catalog)
         replays.append(Replay(event["id"], event["type"], outcome.result))
     return replays
 

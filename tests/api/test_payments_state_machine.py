@@ -165,7 +165,7 @@ async def test_the_database_applies_exactly_what_the_table_decides(database_url:
         await session.commit()
     try:
         for current, change, intent_id in cases:
-            outcome = await record_and_apply(database.sessions, _event(change, intent_id, amount))
+            outcome = await record_and_apply(database, _event(change, intent_id, amount))
             async with database.sessions() as session:
                 stored = await session.scalar(
                     select(Payment).where(col(Payment.stripe_payment_intent_id) == intent_id)
