@@ -118,8 +118,8 @@ class PoolLimits:
     (a route's own and a service's), so it gets one kept plus a little overflow rather than a
     pool of one that would wait on itself."""
 
-    size: int = 10
-    max_overflow: int = 10
+    size: int = 20
+    max_overflow: int = 0
 
 
 def create_engine(

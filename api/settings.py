@@ -72,12 +72,14 @@ class Settings(BaseSettings):
     DML on the application's tables after every upgrade."""
     database_app_password: SecretStr | None = None
     """Migrations only: the password of DATABASE_APP_USER."""
-    database_pool_size: int = Field(default=10, ge=1, le=100)
+    database_pool_size: int = Field(default=20, ge=1, le=100)
     """PostgreSQL connections each process keeps open between requests (Lambda: 1, as one
     instance serves one request at a time)."""
-    database_max_overflow: int = Field(default=10, ge=0, le=100)
+    database_max_overflow: int = Field(default=0, ge=0, le=100)
     """PostgreSQL connections a process may open beyond DATABASE_POOL_SIZE while requests need
-    them, closed when returned; size plus overflow is the most a process holds."""
+    them, closed when returned; size plus overflow is the most a process holds. A server keeps
+    all of its connections (0): under load, overflow connections were closed and opened again
+    at every request, each a new PostgreSQL server process."""
     redis_url: str | None = None
     """`redis://` or `rediss://`; unset: the in-process limiter and no user cache."""
 

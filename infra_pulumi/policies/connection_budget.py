@@ -26,7 +26,7 @@ MOST_CONNECTIONS = 5000
 RESERVED_CONNECTIONS = 5
 OTHER_CLIENTS = 10
 # The API's own defaults (api/settings.py) when the function does not set them.
-APP_POOL_DEFAULTS = {"DATABASE_POOL_SIZE": 10, "DATABASE_MAX_OVERFLOW": 10}
+APP_POOL_DEFAULTS = {"DATABASE_POOL_SIZE": 20, "DATABASE_MAX_OVERFLOW": 0}
 PARAMETER_GROUP = "aws:rds/parameterGroup:ParameterGroup"
 
 GIB = 1024**3

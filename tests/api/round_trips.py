@@ -66,6 +66,10 @@ class RoundTrips:
     def statements(self) -> list[str]:
         return [trip.sql for trip in self.trips if trip.kind == "request"]
 
+    @property
+    def connections_opened(self) -> int:
+        return sum(trip.sql == "connect" for trip in self.trips)
+
     def expect(self, count: int) -> None:
         """Fail, listing every round trip with its SQL, unless the block made `count`."""
         if self.count != count:

@@ -8,6 +8,7 @@ are made one at a time, after a first request has opened a pooled connection.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 
 import httpx
@@ -195,3 +196,22 @@ async def test_a_duplicate_webhook_event_is_acknowledged(
     assert response.json()["result"] == "duplicate"
     # The same statement: its INSERT conflicts, and it reads that the event was processed.
     trips.expect(1)
+
+
+async def test_bursts_of_deliveries_reuse_the_pooled_connections(
+    client: httpx.AsyncClient, postgres_wire: PostgresWire
+) -> None:
+    """Connections a burst opened stay pooled for the next one: closing them on return and
+    opening others (a PostgreSQL server process each) cost more than the deliveries."""
+    # Events of a type the service stores and acknowledges without acting on it.
+    events = [
+        make_event("customer.created", {"id": f"cus_{n}", "object": "customer"}) for n in range(64)
+    ]
+    first = await asyncio.gather(*(deliver(client, event) for event in events[:32]))
+    assert {response.json()["result"] for response in first} == {"ignored"}
+
+    with postgres_wire.measure() as trips:
+        second = await asyncio.gather(*(deliver(client, event) for event in events[32:]))
+
+    assert {response.json()["result"] for response in second} == {"ignored"}
+    assert trips.connections_opened == 0, str(trips)
