@@ -82,6 +82,10 @@ class Settings(BaseSettings):
     at every request, each a new PostgreSQL server process."""
     redis_url: str | None = None
     """`redis://` or `rediss://`; unset: the in-process limiter and no user cache."""
+    rate_limits_shared: bool | None = None
+    """Whether rate limits are shared through REDIS_URL; unset: required in staging and
+    production. `false` declares the in-process limiter (each instance counts alone: a dev
+    stack without a cache); `true` requires REDIS_URL everywhere."""
 
     jwt_private_keys: SecretStr | None = None
     """PEM EC P-256 keys, newest first: the first signs, all verify and appear in the JWKS
@@ -277,6 +281,12 @@ class Settings(BaseSettings):
         return "smtp" if self.email_smtp_url is not None else "outbox"
 
     @property
+    def rate_limits_must_be_shared(self) -> bool:
+        if self.rate_limits_shared is not None:
+            return self.rate_limits_shared
+        return self.is_deployed
+
+    @property
     def is_deployed(self) -> bool:
         return self.app_env in ("staging", "production")
 
@@ -290,6 +300,7 @@ class Settings(BaseSettings):
             *self._bootstrap_problems(),
             *self._email_problems(),
             *self._database_problems(),
+            *self._rate_limit_problems(),
         ]
         if self.is_deployed:
             problems.extend(self._deployment_problems())
@@ -306,6 +317,20 @@ class Settings(BaseSettings):
         if (self.database_app_user is None) != (self.database_app_password is None):
             problems.append("DATABASE_APP_USER and DATABASE_APP_PASSWORD must be set together")
         return problems
+
+    def _rate_limit_problems(self) -> list[str]:
+        if self.rate_limits_must_be_shared and self.redis_url is None:
+            if self.rate_limits_shared:
+                return ["REDIS_URL is required with RATE_LIMITS_SHARED=true"]
+            # Limiting in process, N instances grant N times every quota: a deployment that
+            # runs one instance on purpose (a dev stack) says so rather than pass for staging.
+            return [
+                f"REDIS_URL is required in {self.app_env} (rate limits must be shared), or set "
+                "RATE_LIMITS_SHARED=false to run the in-process limiter knowingly"
+            ]
+        if self.rate_limits_shared is False and self.redis_url is not None:
+            return ["RATE_LIMITS_SHARED=false contradicts REDIS_URL (Redis would share limits)"]
+        return []
 
     def _bootstrap_problems(self) -> list[str]:
         email, password = self.bootstrap_admin_email, self.bootstrap_admin_password
@@ -348,8 +373,6 @@ class Settings(BaseSettings):
             problems.append(f"DATABASE_URL must point at PostgreSQL in {env}")
         if not self.jwt_private_keys or not self.jwt_private_keys.get_secret_value().strip():
             problems.append(f"JWT_PRIVATE_KEYS is required in {env} (no generated dev keys)")
-        if self.redis_url is None:
-            problems.append(f"REDIS_URL is required in {env} (rate limits must be shared)")
         token = self.metrics_token.get_secret_value() if self.metrics_token else ""
         if len(token) < MIN_SECRET_TOKEN_LENGTH:
             minimum = MIN_SECRET_TOKEN_LENGTH

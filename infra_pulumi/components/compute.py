@@ -182,6 +182,8 @@ class Compute(pulumi.ComponentResource):
     def _plain_env(self) -> dict[str, pulumi.Input[str]]:
         config = self._config
         return {
+            # Dev stacks too: the API refuses a missing or insecure value as in staging, bar
+            # what the stack lacks by design (_dev_env).
             "APP_ENV": "production" if config.is_prod else "staging",
             "DATABASE_HOST": self._inputs.database_host,
             "DATABASE_NAME": self._inputs.database_name,
@@ -190,7 +192,24 @@ class Compute(pulumi.ComponentResource):
             # CloudFront and the ALB both live outside the task; only the VPC's ALB is trusted.
             "TRUSTED_PROXIES": config.vpc_cidr,
             **self._inputs.email_environment,
+            **self._dev_env(),
         }
+
+    def _dev_env(self) -> dict[str, pulumi.Input[str]]:
+        """What a dev stack declares it does without, so staging's checks let its API start."""
+        config = self._config
+        if not config.is_dev:
+            return {}
+        # No cache (program.build adds REDIS_URL with the shared services only): each function
+        # instance counts alone, so a quota holds per instance (at most
+        # slipway:lambdaReservedConcurrency of them), which a developer's stack can afford.
+        env: dict[str, pulumi.Input[str]] = {"RATE_LIMITS_SHARED": "false"}
+        if not config.has_nat:
+            # Without a NAT gateway the function reaches Secrets Manager only (its one VPC
+            # endpoint), never SES: a verification link could never arrive, so requiring one
+            # would lock every new user out.
+            env["REQUIRE_VERIFIED_EMAIL"] = "false"
+        return env
 
     def _api_env(self) -> dict[str, pulumi.Input[str]]:
         """The API reads its database user from the secret at connection time (rotation) and

@@ -139,3 +139,39 @@ def test_errors_never_echo_secret_values(environment) -> None:
     assert "supersecret123" not in message
     assert "tiny-secret" not in message
     assert "BEGIN PRIVATE KEY" not in message
+
+
+SECURE_STAGING = {**SECURE_PRODUCTION, "APP_ENV": "staging"}
+
+
+@pytest.mark.parametrize("env", [SECURE_STAGING, SECURE_PRODUCTION])
+def test_a_deployment_without_redis_is_refused_naming_the_opt_out(environment, env) -> None:
+    environment({**env, "REDIS_URL": ""})
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "REDIS_URL is required" in message
+    assert "RATE_LIMITS_SHARED=false" in message  # the escape hatch, for one-instance stacks
+
+
+def test_a_deployment_that_declares_in_process_limits_loads_without_redis(environment) -> None:
+    environment({**SECURE_STAGING, "REDIS_URL": "", "RATE_LIMITS_SHARED": "false"})
+    settings = load_settings()
+    assert (settings.app_env, settings.redis_url) == ("staging", None)
+
+
+@pytest.mark.parametrize(
+    "values",
+    [
+        # Redis would still limit: the declaration would be false.
+        {**SECURE_STAGING, "RATE_LIMITS_SHARED": "false"},
+        {"REDIS_URL": "redis://127.0.0.1:6379/0", "RATE_LIMITS_SHARED": "false"},
+        # Shared limits asked for explicitly need somewhere to share them, in any environment.
+        {"RATE_LIMITS_SHARED": "true"},
+    ],
+)
+def test_rate_limits_shared_must_agree_with_redis_url(environment, values) -> None:
+    environment(values)
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "RATE_LIMITS_SHARED" in str(error.value)
