@@ -211,7 +211,8 @@ class Database:
     def readers(self) -> async_sessionmaker[AsyncSession]:
         """Sessions for one read outside any transaction (autocommit): the driver sends no
         BEGIN before it and no ROLLBACK after it, so the read is a single round trip. Never
-        for writes, nor for several reads that must agree with each other."""
+        for several statements that must agree with each other or commit together; a write
+        only when it is a single statement, which is atomic on its own (the webhook's)."""
         if self._readers is None:
             self._readers = async_sessionmaker(
                 self.engine.execution_options(isolation_level="AUTOCOMMIT"),

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import weakref
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -23,7 +22,7 @@ from pydantic import ValidationError
 from sqlalchemy import Insert, Select, Table, bindparam, false, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from api.auth.models import utc_now
 from api.billing.events import BILLING_EVENT_TYPES, BillingOutcome, apply_billing_event
@@ -161,20 +160,6 @@ async def _record_and_apply_in_transaction(
     return outcome
 
 
-_autocommit_engines: weakref.WeakKeyDictionary[AsyncEngine, AsyncEngine] = (
-    weakref.WeakKeyDictionary()
-)
-
-
-def _autocommit(engine: AsyncEngine) -> AsyncEngine:
-    """The engine's pool, in autocommit mode: no BEGIN and COMMIT around a single statement."""
-    found = _autocommit_engines.get(engine)
-    if found is None:
-        found = engine.execution_options(isolation_level="AUTOCOMMIT")
-        _autocommit_engines[engine] = found
-    return found
-
-
 @functools.cache
 def _at_once_statement(shape: Shape | None) -> Select[Any]:
     """Store the event and, only if it was new, apply `change`; and say how the event's row
@@ -216,7 +201,7 @@ async def _record_and_apply_at_once(
     if change is not None:
         parameters.update(change.parameters(now))
     statement = _at_once_statement(change.shape if change is not None else None)
-    async with database.sessions(bind=_autocommit(database.engine)) as session:
+    async with database.readers() as session:  # autocommit: one statement, atomic alone
         was_new, processed_before, moved = (await session.execute(statement, parameters)).one()
     if was_new:
         if moved:
