@@ -20,6 +20,9 @@ before.
 
 `expect` fails with every round trip and its SQL. TLS is refused at the proxy (as a server
 without TLS would), so the messages stay readable whatever the URL's sslmode prefers.
+
+`statements_sent` records what the app's engine sends, with parameters, for tests that look at
+the statements themselves rather than count round trips.
 """
 
 from __future__ import annotations
@@ -30,8 +33,10 @@ import struct
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
+from fastapi import FastAPI
+from sqlalchemy import event
 from sqlalchemy.engine import make_url
 
 from tests.api.tcp_proxy import TcpProxy
@@ -203,3 +208,25 @@ class PostgresWire(TcpProxy):
         upstream.write(head)
         stream = _FrontendStream(self._record, startup_bytes_left=length - len(head))
         await self._pipe(reader, upstream, observe=stream.feed)
+
+
+@dataclass(frozen=True)
+class SentStatement:
+    sql: str
+    parameters: Any
+
+
+@contextmanager
+def statements_sent(app: FastAPI) -> Iterator[list[SentStatement]]:
+    """Every statement the app's engine sends while the block runs, with its parameters."""
+    sent: list[SentStatement] = []
+
+    def record(*args: Any) -> None:
+        sent.append(SentStatement(args[2], args[3]))
+
+    engine = app.state.database.engine.sync_engine
+    event.listen(engine, "before_cursor_execute", record)
+    try:
+        yield sent
+    finally:
+        event.remove(engine, "before_cursor_execute", record)

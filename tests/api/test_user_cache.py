@@ -9,17 +9,14 @@ that was never used.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 import pytest_asyncio
 from fastapi import FastAPI
-from sqlalchemy import event
 
 from api.auth import service
 from tests.api.auth_helpers import STRONG_PASSWORD, bearer, login, register_and_login
@@ -32,6 +29,7 @@ from tests.api.billing_support import (
     subscribe,
 )
 from tests.api.payments_support import user_headers
+from tests.api.round_trips import SentStatement, statements_sent
 from tests.api.test_ratelimit_outage import ThrowawayRedis
 from tests.conftest import AppHarness, delete_all_rows, make_settings
 
@@ -47,24 +45,8 @@ class Instance:
     client: httpx.AsyncClient
 
 
-@contextmanager
-def statements_of(app: FastAPI) -> Iterator[list[str]]:
-    """Every SQL statement the app sends while the block runs."""
-    seen: list[str] = []
-
-    def record(*args: Any) -> None:
-        seen.append(str(args[2]))
-
-    engine = app.state.database.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(engine, "before_cursor_execute", record)
-
-
-def reads_users(statements: list[str]) -> bool:
-    return any("FROM users" in statement for statement in statements)
+def reads_users(statements: list[SentStatement]) -> bool:
+    return any("FROM users" in statement.sql for statement in statements)
 
 
 @pytest_asyncio.fixture
@@ -81,7 +63,7 @@ async def instances(
 async def cached_on(instance: Instance, headers: dict[str, str]) -> httpx.Response:
     """Warm the instance's cache, then prove its next request sends PostgreSQL nothing."""
     assert (await instance.client.get("/v1/users/me", headers=headers)).status_code == 200
-    with statements_of(instance.app) as statements:
+    with statements_sent(instance.app) as statements:
         response = await instance.client.get("/v1/users/me", headers=headers)
     assert response.status_code == 200, response.text
     assert statements == []
@@ -204,7 +186,7 @@ async def test_redis_outage_bypasses_the_cache_without_an_error(
 
             throwaway_redis.kill()
             for _ in range(3):
-                with statements_of(app) as statements:
+                with statements_sent(app) as statements:
                     answer = await client.get("/v1/users/me", headers=user["headers"])
                 assert answer.status_code == 200, answer.text
                 assert reads_users(statements)  # straight to PostgreSQL
