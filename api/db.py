@@ -251,5 +251,13 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def get_reader(request: Request) -> AsyncIterator[AsyncSession]:
+    """An autocommit session (`Database.readers`) for a route whose database work is one
+    read: the read is one round trip, with no BEGIN before it nor ROLLBACK after it."""
+    async with database_of(request).readers() as session:
+        yield session
+
+
 SessionDep = Annotated[AsyncSession, Depends(get_session)]
+ReaderDep = Annotated[AsyncSession, Depends(get_reader)]
 DatabaseDep = Annotated[Database, Depends(get_database)]

@@ -35,6 +35,6 @@ def print_goals(goals: Iterable[Goal]) -> None:
     for goal in rows:
         bound = ">=" if goal.at_least else "<="
         print(
-            f"{goal.name:<58} {goal.measured:>8.3f}x {bound}{goal.target:>6.2f}x  "
+            f"{goal.name:<58} {goal.measured:>8.3f}x {bound}{goal.target:>6.3f}x  "
             f"{'yes' if goal.met else 'NO'}"
         )

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse, Response
 
 from api.auth.dependencies import AdminUser, CurrentUser
 from api.billing.events import BILLING_EVENT_TYPES
-from api.db import DatabaseDep, SessionDep, database_of
+from api.db import DatabaseDep, ReaderDep, SessionDep, database_of
 from api.errors import ProblemError, is_database_unavailable
 from api.http_caching import NOT_MODIFIED_RESPONSE
 from api.observability.metrics import (
@@ -128,7 +128,7 @@ async def create_payment(
 @payments_router.get("", response_model=PaymentPage, responses=_NOT_CONFIGURED)
 async def list_payments(
     _: GatewayDep,
-    session: SessionDep,
+    session: ReaderDep,
     user: CurrentUser,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
@@ -138,7 +138,7 @@ async def list_payments(
 
 @payments_router.get("/{payment_id}", response_model=PaymentOut, responses=_NOT_CONFIGURED)
 async def get_payment(
-    _: GatewayDep, session: SessionDep, user: CurrentUser, payment_id: uuid.UUID
+    _: GatewayDep, session: ReaderDep, user: CurrentUser, payment_id: uuid.UUID
 ) -> PaymentOut:
     return await service.get_payment(session, user_id=user.id, payment_id=payment_id)
 
