@@ -70,9 +70,11 @@ system-deps: ## Debian packages the tests use (promtool, amtool, chromium, ...),
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends graphviz >/dev/null; \
 	fi
-	@# redis-server: the rate-limit outage test starts (and kills) a throwaway server of its own.
-	@if ! command -v redis-server >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
-		echo "installing Debian package redis-server (rate-limit outage test)"; \
+	@# redis-server: the rate-limit outage test starts (and kills) a throwaway server of its own;
+	@# the Redis Cluster tests start six in cluster mode and join them with redis-cli (Debian's
+	@# redis-tools, which redis-server depends on).
+	@if ! { command -v redis-server && command -v redis-cli; } >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package redis-server (rate-limit outage and Redis Cluster tests)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends redis-server >/dev/null; \
 	fi

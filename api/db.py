@@ -185,7 +185,11 @@ class Database:
             )
         user_cache = None
         if settings.redis_url:
-            user_cache = UserCache(redis_client(settings.redis_url, caller_bounds_calls=True))
+            user_cache = UserCache(
+                redis_client(
+                    settings.redis_url, cluster=settings.redis_cluster, caller_bounds_calls=True
+                )
+            )
         pool = PoolLimits(settings.database_pool_size, settings.database_max_overflow)
         return Database(settings.database_url, credentials, user_cache, pool)
 

@@ -64,3 +64,12 @@ class RedisAddress:
             db=db,
             tls=scheme == "rediss",
         )
+
+    def cluster_problem(self) -> str | None:
+        """Why this address cannot name a Redis Cluster node (a cluster speaks TCP and has
+        only database 0), or None."""
+        if self.unix_path is not None:
+            return "REDIS_URL must be redis:// or rediss:// with REDIS_CLUSTER=true"
+        if self.db != 0:
+            return "REDIS_URL must name database 0 with REDIS_CLUSTER=true (a cluster has no other)"
+        return None

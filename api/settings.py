@@ -86,6 +86,9 @@ class Settings(BaseSettings):
     """Whether rate limits are shared through REDIS_URL; unset: required in staging and
     production. `false` declares the in-process limiter (each instance counts alone: a dev
     stack without a cache); `true` requires REDIS_URL everywhere."""
+    redis_cluster: bool = False
+    """`true`: REDIS_URL names one node of a Redis Cluster (ElastiCache cluster mode, Valkey
+    Serverless); the other nodes are discovered from it and MOVED/ASK are followed."""
 
     jwt_private_keys: SecretStr | None = None
     """PEM EC P-256 keys, newest first: the first signs, all verify and appear in the JWKS
@@ -301,12 +304,21 @@ class Settings(BaseSettings):
             *self._email_problems(),
             *self._database_problems(),
             *self._rate_limit_problems(),
+            *self._redis_problems(),
         ]
         if self.is_deployed:
             problems.extend(self._deployment_problems())
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    def _redis_problems(self) -> list[str]:
+        if not self.redis_cluster:
+            return []
+        if self.redis_url is None:
+            return ["REDIS_CLUSTER=true needs REDIS_URL (one node of the cluster)"]
+        problem = RedisAddress.parse(self.redis_url).cluster_problem()
+        return [problem] if problem else []
 
     def _database_problems(self) -> list[str]:
         problems = []

@@ -36,11 +36,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
+
+from api.redis_client import AsyncRedis
 
 logger = logging.getLogger("api.cache")
 
@@ -69,7 +70,8 @@ end
 return {version, redis.call('GET', KEYS[2])}
 """
 
-_REDIS_FAILURES = (RedisError, OSError, TimeoutError)
+# A cluster client that cannot read the slot map raises RedisClusterException, no RedisError.
+_REDIS_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 def _version_key(user_id: uuid.UUID) -> str:
@@ -96,7 +98,7 @@ MISS_WITHOUT_CACHE = Lookup(entry=None, version=None)
 class UserCache:
     def __init__(
         self,
-        client: Redis,
+        client: AsyncRedis,
         *,
         ttl_seconds: int = ENTRY_TTL_SECONDS,
         cooldown_seconds: float = COOLDOWN_SECONDS,

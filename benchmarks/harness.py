@@ -121,11 +121,13 @@ def load(
     headers: Mapping[str, str] | None = None,
     duration: int = DURATION_SECONDS,
     connections: int = CONNECTIONS,
+    lua: str = "",
 ) -> Result:
-    """Load `url` with wrk -t1 -c<connections> for `duration` seconds."""
+    """Load `url` with wrk -t1 -c<connections> for `duration` seconds; `lua` is appended to
+    wrk's script (a `request` function there varies each request)."""
     wrk = require_wrk()
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
-        script.write(_lua_script(method, body, headers or {}))
+        script.write(_lua_script(method, body, headers or {}) + lua)
     try:
         output = subprocess.run(
             [wrk, "-t1", f"-c{connections}", f"-d{duration}s", "--latency", "-s", script.name, url],

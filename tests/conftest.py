@@ -28,6 +28,7 @@ from api.main import create_app
 from api.models import metadata
 from api.settings import Settings
 from infra_pulumi.rehearsal.tls_postgres import PostgresUnavailable, TlsPostgres, tls_postgres
+from tests.redis_cluster import LocalRedisCluster
 from tests.services import (
     create_scratch_postgres_database,
     drop_postgres_database,
@@ -101,6 +102,18 @@ def tls_postgres_server() -> Iterator[TlsPostgres]:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return require_redis()
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRedisCluster]:
+    """A Redis Cluster of the session's own (three primaries with a replica each, a few
+    seconds to start); tests may fail nodes over or move slots, each leaves it settled."""
+    cluster = LocalRedisCluster(tmp_path_factory.mktemp("redis-cluster"))
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
 
 
 # Generous quotas so unrelated tests never meet a 429; rate-limit tests pass

@@ -15,6 +15,7 @@ from api.ratelimit.redis_backend import (
     DEFAULT_COOLDOWN_SECONDS,
     DEFAULT_TIMEOUT_SECONDS,
     RedisBackend,
+    backend_client,
 )
 from api.settings import Settings
 
@@ -33,6 +34,7 @@ class RateLimiter:
         policies: PolicySet,
         *,
         redis_url: str | None = None,
+        redis_cluster: bool = False,
         trusted_proxies: Sequence[IPNetwork] = (),
         origin_verify_secret: str | None = None,
         key_prefix: str = DEFAULT_KEY_PREFIX,
@@ -47,7 +49,7 @@ class RateLimiter:
         self._local = InProcessBackend()
         self._redis = (
             RedisBackend(
-                redis_url,
+                backend_client(redis_url, cluster=redis_cluster),
                 self._local,
                 clock_ms=self.now_ms,
                 timeout=redis_timeout,
@@ -70,6 +72,7 @@ class RateLimiter:
         return cls(
             load_policy_set(settings.rate_limits_file),
             redis_url=settings.redis_url,
+            redis_cluster=settings.redis_cluster,
             trusted_proxies=settings.trusted_proxies,
             origin_verify_secret=(
                 settings.origin_verify_secret.get_secret_value()

@@ -4,18 +4,24 @@ Requests needing a decision while a round trip is in flight queue up; when its r
 back, all of them go to Redis together as ONE `EVALSHA` over their keys. The script handles
 the keys one after another inside a single atomic execution, so every decision is atomic (no
 read-then-write race between API instances) and a busy worker pays one round trip and one
-command for dozens of requests. The script is loaded at start-up; after a Redis restart the
-NOSCRIPT reply is answered by sending the same batch once as `EVAL`, which loads it again.
+command for dozens of requests. The script is loaded at start-up; a NOSCRIPT reply (Redis
+restarted or was flushed, or a replica was promoted: scripts are not replicated) is answered
+by sending the same keys once as `EVAL`, which loads it again.
 
-Whenever Redis errors, or a reply has not arrived 50 ms (`timeout`) after its command was
-sent, the decisions of that batch are made by the in-process backend instead and counted in
-`ratelimit_backend_errors_total`; no request fails because of Redis. After a failure Redis is
-left alone for `cooldown` seconds (decisions stay in-process, still counted), then tried again,
-so the limiter recovers on its own when Redis is back. Replies are read in the protocol
-callback (resp.py), so a busy event loop does not turn a fast reply into a timeout.
+On a Redis Cluster (REDIS_CLUSTER) a script may only touch keys of one hash slot, so a batch
+is split by slot: one `EVALSHA` per slot, all of them in one pipeline, which redis-py sends as
+one write per node, to all nodes at once. The round trip stays one (per node, in parallel);
+MOVED and ASK replies during resharding or failover are followed by redis-py.
 
-Keys of one batch may hash to different slots: this needs a standalone (non-cluster) Redis,
-which is what the deployment provisions.
+Whenever Redis errors, or the reply has not arrived 50 ms (`timeout`) after the batch was
+sent (a reply already read by then but still queued behind other work of a busy event loop
+counts as arrived), the decisions concerned are made by the in-process backend instead and
+counted in `ratelimit_backend_errors_total`; no request fails because of Redis. After a
+failure Redis is left alone for `cooldown` seconds (decisions stay in-process, still counted),
+then tried again, so the limiter recovers on its own when Redis is back. A command the
+deadline gave up on is not cancelled at once (that would drop its connection, or interrupt a
+cluster's topology refresh): it may go on in the background for a second, and its reply is
+ignored.
 """
 
 from __future__ import annotations
@@ -25,16 +31,25 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-import hiredis
+from redis.asyncio import RedisCluster
+from redis.crc import key_slot
+from redis.exceptions import (
+    ClusterDownError,
+    NoScriptError,
+    RedisClusterException,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.observability.metrics import ratelimit_backend_errors_total
 from api.ratelimit.gcra import Decision, InProcessBackend
 from api.ratelimit.policies import Policy
-from api.ratelimit.resp import RedisConnectionError, RespProtocol, open_connection
-from api.redis_url import RedisAddress
+from api.redis_client import AsyncRedis, redis_client
 
 logger = logging.getLogger("api.ratelimit")
 
@@ -42,9 +57,25 @@ DEFAULT_TIMEOUT_SECONDS = 0.05
 DEFAULT_COOLDOWN_SECONDS = 1.0
 # Bounds the time one script keeps Redis busy (each key is a GET and maybe a SET).
 MAX_BATCH = 256
-# Connecting (TCP, TLS, AUTH) may take longer than one decision's budget; requests do not
-# wait for it (they fall back), the connection attempt itself gives up after this.
-CONNECT_TIMEOUT_SECONDS = 1.0
+# Turns of the event loop the deadline waits before deciding in-process: a reply read from
+# the socket reaches this module through wake-ups of one turn each (one for a command, three
+# for a cluster pipeline: node task, gather, caller), and timers may run before them.
+GRACE_TURNS = 3
+# A deadline timer firing this much later than due means the event loop was busy elsewhere.
+LOOP_LAG = 0.01
+# How long a round trip the deadline gave up on may go on (connecting, TLS and AUTH included;
+# then it is cancelled, which closes its connection), and how long start-up and readiness
+# wait: longer than one decision's budget.
+COMMAND_TIMEOUT_SECONDS = 1.0
+# Failures after which a cluster client must re-read the slot map before the next command
+# (a pipeline does not do it by itself): a node died, or a failover is under way.
+_TOPOLOGY_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    RedisClusterException,
+    OSError,
+)
 
 # KEYS[i]: one key per decision. ARGV[1]: now (ms); ARGV[2i], ARGV[2i+1]: interval (ms) and
 # quota of decision i. Returns, per decision, 1/0 (admitted) and how many ms the key's
@@ -74,49 +105,69 @@ GCRA_SCRIPT_SHA = hashlib.sha1(GCRA_SCRIPT.encode(), usedforsecurity=False).hexd
 _Pending = tuple[str, Policy, "asyncio.Future[Decision]"]
 
 
+def backend_client(url: str, *, cluster: bool = False) -> AsyncRedis:
+    """The limiter's client: no socket timeouts (each costs an event-loop turn, see
+    redis_client); this module bounds every round trip itself."""
+    return redis_client(
+        url, cluster=cluster, timeout_seconds=COMMAND_TIMEOUT_SECONDS, caller_bounds_calls=True
+    )
+
+
 class RedisReplyError(RuntimeError):
-    """Redis answered the batch with an error, or with something the script cannot return."""
+    """Redis answered with something the script cannot return."""
+
+
+@dataclass(eq=False)
+class _Group:
+    """Decisions evaluated by one script call (on a cluster: keys of one hash slot)."""
+
+    items: list[_Pending]
+    command: tuple[Any, ...]  # numkeys, keys, now, then interval and quota per key
+
+    @classmethod
+    def of(cls, items: list[_Pending], now_ms: int) -> _Group:
+        args: list[int] = [now_ms]
+        for _, policy, _ in items:
+            args += (policy.interval_ms, policy.quota)
+        return cls(items, (len(items), *(key for key, _, _ in items), *args))
 
 
 @dataclass(eq=False)
 class _Batch:
-    items: list[_Pending]
-    keys: list[str]
-    args: list[int]
+    groups: list[_Group]
     deadline: asyncio.TimerHandle | None = None
+    extended: bool = False
     finished: bool = False
-    reloaded: bool = False
+    items: list[_Pending] = field(default_factory=list)
 
 
 class RedisBackend:
     def __init__(
         self,
-        url: str,
+        client: AsyncRedis,
         fallback: InProcessBackend,
         *,
         clock_ms: Callable[[], int],
         timeout: float = DEFAULT_TIMEOUT_SECONDS,
         cooldown: float = DEFAULT_COOLDOWN_SECONDS,
     ) -> None:
-        self._address = RedisAddress.parse(url)
+        self._client = client
+        self._cluster = isinstance(client, RedisCluster)
         self._fallback = fallback
         self._clock_ms = clock_ms
         self._timeout = timeout
         self._cooldown = cooldown
-        self._connection: RespProtocol | None = None
-        self._connecting: asyncio.Task[None] | None = None
-        # Set once a connection attempt has outlasted the budget: decisions stop waiting for it.
-        self._connect_slow = False
-        self._release_timer: asyncio.TimerHandle | None = None
         self._pending: list[_Pending] = []
         self._in_flight = False
         self._flush_scheduled = False
         self._unavailable_until = 0.0
+        # Round trips under way, kept referenced until they end (also those given up on).
+        self._round_trips: set[asyncio.Task[None]] = set()
 
     # --- decisions -------------------------------------------------------------------------
 
     async def decide(self, key: str, policy: Policy) -> Decision:
-        if self._connect_slow or time.monotonic() < self._unavailable_until:
+        if time.monotonic() < self._unavailable_until:
             return self._fall_back(key, policy)
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Decision] = loop.create_future()
@@ -134,63 +185,110 @@ class RedisBackend:
         if time.monotonic() < self._unavailable_until:
             self._fall_back_all(self._take(len(self._pending)))
             return
-        connection = self._connection
-        if connection is None or connection.closed:
-            self._connect_then_flush()
-            return
         items = self._take(MAX_BATCH)
-        args: list[int] = [self._clock_ms()]
-        for _, policy, _ in items:
-            args += (policy.interval_ms, policy.quota)
-        batch = _Batch(items=items, keys=[key for key, _, _ in items], args=args)
+        batch = _Batch(groups=self._groups(items, self._clock_ms()), items=items)
         self._in_flight = True
-        batch.deadline = asyncio.get_running_loop().call_later(
-            self._timeout, self._on_deadline, batch, connection
-        )
-        self._send(batch, connection, "EVALSHA", GCRA_SCRIPT_SHA)
+        round_trip = asyncio.get_running_loop().create_task(self._round_trip(batch))
+        self._round_trips.add(round_trip)
+        round_trip.add_done_callback(self._round_trips.discard)
 
     def _take(self, count: int) -> list[_Pending]:
         items = self._pending[:count]
         del self._pending[:count]
         return items
 
-    def _send(self, batch: _Batch, connection: RespProtocol, verb: str, script: str) -> None:
-        command = (verb, script, len(batch.keys), *batch.keys, *batch.args)
-        connection.send(command, lambda reply: self._on_reply(batch, connection, reply))
+    def _groups(self, items: list[_Pending], now_ms: int) -> list[_Group]:
+        if not self._cluster:
+            return [_Group.of(items, now_ms)]
+        by_slot: dict[int, list[_Pending]] = {}
+        for item in items:
+            by_slot.setdefault(key_slot(item[0].encode()), []).append(item)
+        return [_Group.of(slot_items, now_ms) for slot_items in by_slot.values()]
 
-    def _on_reply(self, batch: _Batch, connection: RespProtocol, reply: Any) -> None:
+    async def _round_trip(self, batch: _Batch) -> None:
+        # The budget starts now, as the command is written (this task's first step may come
+        # a turn of a busy event loop after the flush).
+        batch.deadline = asyncio.get_running_loop().call_later(
+            self._timeout, self._on_deadline, batch, GRACE_TURNS
+        )
+        try:
+            async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                replies = await self._evaluate(batch.groups)
+        except Exception as exc:  # whatever Redis or the client raised: decide in-process
+            replies = [exc] * len(batch.groups)
+        self._settle(batch, replies)
+        failure = next((reply for reply in replies if isinstance(reply, BaseException)), None)
+        if self._cluster and isinstance(failure, _TOPOLOGY_ERRORS):
+            # The slot map may be stale (a node died or was demoted): re-read it before the
+            # next command. Closing does that; it is cheap next to a failed round trip.
+            assert isinstance(self._client, RedisCluster)
+            await self._client.aclose()
+
+    async def _evaluate(self, groups: list[_Group]) -> list[Any]:
+        """One reply per group: the script's list, or the error Redis answered it with."""
+        replies = await self._send(groups, "EVALSHA", GCRA_SCRIPT_SHA)
+        missing = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if missing:
+            # The node lost its scripts: EVAL runs these groups and caches the script there.
+            again = await self._send([groups[index] for index in missing], "EVAL", GCRA_SCRIPT)
+            for index, reply in zip(missing, again, strict=True):
+                replies[index] = reply
+        return replies
+
+    async def _send(self, groups: list[_Group], verb: str, script: str) -> list[Any]:
+        if len(groups) == 1:
+            try:
+                return [await self._client.execute_command(verb, script, *groups[0].command)]
+            except ResponseError as exc:  # an error reply: the caller decides what it means
+                return [exc]
+        pipeline = self._client.pipeline(transaction=False)
+        for group in groups:
+            pipeline.execute_command(verb, script, *group.command)
+        replies: list[Any] = await pipeline.execute(raise_on_error=False)
+        return replies
+
+    def _settle(self, batch: _Batch, replies: list[Any]) -> None:
+        """Decide every group from its reply (in-process where it failed)."""
         if batch.finished:
             return  # The deadline already decided this batch in-process.
-        if (
-            isinstance(reply, hiredis.ReplyError)
-            and str(reply).startswith("NOSCRIPT")
-            and not batch.reloaded
-        ):
-            # Redis restarted or was flushed: EVAL runs the batch and caches the script.
-            batch.reloaded = True
-            self._send(batch, connection, "EVAL", GCRA_SCRIPT)
-            return
-        if isinstance(reply, RedisConnectionError):
-            self._fail(batch, reply)
-        elif isinstance(reply, hiredis.ReplyError):
-            self._fail(batch, RedisReplyError(str(reply)))
-        elif not isinstance(reply, list) or len(reply) != 2 * len(batch.items):
-            self._fail(batch, RedisReplyError(f"unexpected script reply {type(reply).__name__}"))
-        else:
-            self._finish(batch)
-            for index, (_, policy, future) in enumerate(batch.items):
-                if not future.done():  # done: the client went away while waiting
-                    allowed = reply[2 * index] == 1
-                    future.set_result(Decision.from_step(policy, allowed, reply[2 * index + 1]))
+        failure: BaseException | None = None
+        for group, reply in zip(batch.groups, replies, strict=True):
+            if isinstance(reply, list) and len(reply) == 2 * len(group.items):
+                for index, (_, policy, future) in enumerate(group.items):
+                    if not future.done():  # done: the client went away while waiting
+                        allowed = reply[2 * index] == 1
+                        future.set_result(Decision.from_step(policy, allowed, reply[2 * index + 1]))
+            else:
+                failure = (
+                    reply
+                    if isinstance(reply, BaseException)
+                    else RedisReplyError(f"unexpected script reply {type(reply).__name__}")
+                )
+                self._fall_back_all(group.items)
+        if failure is not None:
+            self._mark_unavailable(failure)
+        self._finish(batch)
 
-    def _on_deadline(self, batch: _Batch, connection: RespProtocol) -> None:
+    def _on_deadline(self, batch: _Batch, turns_left: int) -> None:
         if batch.finished:
             return
-        # The late reply would arrive on a connection nobody trusts any more: drop it.
-        connection.close()
-        if self._connection is connection:
-            self._connection = None
-        self._fail(batch, TimeoutError(f"no reply within {self._timeout * 1000:.0f} ms"))
+        loop = asyncio.get_running_loop()
+        late = batch.deadline is not None and loop.time() - batch.deadline.when() > LOOP_LAG
+        if turns_left == GRACE_TURNS and late and not batch.extended:
+            # The event loop was busy elsewhere when the budget ran out (a long request, a
+            # garbage collection): the time went to this process, not to Redis. Once, the
+            # batch gets its budget again.
+            batch.extended = True
+            batch.deadline = loop.call_later(self._timeout, self._on_deadline, batch, GRACE_TURNS)
+            return
+        if turns_left:
+            # The reply may be read already, its wake-ups queued behind a busy loop's work:
+            # look again after them, so that only a Redis that really answered late counts.
+            loop.call_soon(self._on_deadline, batch, turns_left - 1)
+            return
+        self._mark_unavailable(TimeoutError(f"no reply within {self._timeout * 1000:.0f} ms"))
+        self._finish(batch)
+        self._fall_back_all(batch.items)
 
     def _finish(self, batch: _Batch) -> None:
         batch.finished = True
@@ -200,11 +298,6 @@ class RedisBackend:
         if self._pending and not self._flush_scheduled:
             self._flush_scheduled = True
             asyncio.get_running_loop().call_soon(self._flush)
-
-    def _fail(self, batch: _Batch, exc: BaseException) -> None:
-        self._mark_unavailable(exc)
-        self._finish(batch)
-        self._fall_back_all(batch.items)
 
     # --- fallback and recovery -------------------------------------------------------------
 
@@ -225,63 +318,29 @@ class RedisBackend:
             )
         self._unavailable_until = time.monotonic() + self._cooldown
 
-    def _connect_then_flush(self) -> None:
-        """(Re)connect; the waiting decisions go to Redis once connected, or fall back when
-        connecting takes longer than their budget."""
-        if self._connecting is not None:
-            return
-        loop = asyncio.get_running_loop()
-        self._in_flight = True  # Nothing is sent before the connection is there.
-        self._connecting = loop.create_task(self._connect())
-        self._release_timer = loop.call_later(self._timeout, self._release_waiting)
-
-    def _release_waiting(self) -> None:
-        if self._connecting is not None:
-            self._connect_slow = True
-            self._fall_back_all(self._take(len(self._pending)))
-
-    async def _connect(self) -> None:
-        try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                self._connection = await open_connection(self._address)
-        except (OSError, TimeoutError, RedisConnectionError) as exc:
-            self._mark_unavailable(exc)
-        finally:
-            self._connecting = None
-            self._connect_slow = False
-            if self._release_timer is not None:
-                self._release_timer.cancel()
-            self._in_flight = False
-            # Connected: the waiting decisions go now. Failed: the cool-down sends them
-            # to the in-process limiter.
-            self._flush()
-
     # --- lifecycle -------------------------------------------------------------------------
 
     async def load_script(self) -> None:
-        """Connect and load the script at start-up, so the first decisions go straight to
-        Redis; failing here is not fatal (decisions fall back until Redis answers)."""
+        """Connect and load the script at start-up (on a cluster: on every primary), so the
+        first decisions go straight to Redis; failing here is not fatal (decisions fall back
+        until Redis answers)."""
         try:
-            async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-                if self._connection is None or self._connection.closed:
-                    self._connection = await open_connection(self._address)
-                await self._connection.call("SCRIPT", "LOAD", GCRA_SCRIPT)
-        except (OSError, TimeoutError, RedisConnectionError) as exc:
+            async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+                await self._client.script_load(GCRA_SCRIPT)
+        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             logger.warning("rate-limit Redis not reachable at start-up", extra={"error": repr(exc)})
 
     async def ping(self) -> None:
-        """Readiness: a PING on a connection of its own (never queued behind decisions)."""
-        async with asyncio.timeout(CONNECT_TIMEOUT_SECONDS):
-            connection = await open_connection(self._address)
-            try:
-                await connection.call("PING")
-            finally:
-                connection.close()
+        """Readiness: PING on a pooled connection of its own (never queued behind decisions);
+        on a cluster every primary, which between them hold all the limiter's keys."""
+        async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
+            if isinstance(self._client, RedisCluster):
+                await self._client.ping(target_nodes=RedisCluster.PRIMARIES)
+            else:
+                await self._client.ping()
 
     async def close(self) -> None:
-        if self._connecting is not None:
-            self._connecting.cancel()
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        for round_trip in list(self._round_trips):
+            round_trip.cancel()
         self._fall_back_all(self._take(len(self._pending)))
+        await self._client.aclose()

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from fastapi import APIRouter, FastAPI
 
 from api.auth.dependencies import keyring_for
@@ -19,7 +20,7 @@ from api.auth.models import User
 from api.auth.tokens import issue_access_token
 from api.main import create_app
 from api.ratelimit import RateLimiter
-from tests.conftest import AppHarness, make_settings
+from tests.conftest import AppHarness, make_settings, migrate
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures"
 TINY_POLICIES = FIXTURES / "ratelimits_tiny.toml"
@@ -57,11 +58,19 @@ class LimitedApp:
         return {"Authorization": f"Bearer {token}"}
 
 
+def migrated_sqlite(tmp_path_factory: pytest.TempPathFactory, name: str) -> str:
+    """A migrated SQLite database of one test module's own (users never leak elsewhere)."""
+    url = f"sqlite+aiosqlite:///{tmp_path_factory.mktemp(name) / 'app.db'}"
+    migrate(url)
+    return url
+
+
 async def start_limited_app(
     stack: AsyncExitStack,
     database_url: str,
     *,
     redis_url: str | None,
+    redis_cluster: bool = False,
     policy_file: Path | None = None,
     routers: Iterable[APIRouter] = (),
     key_prefix: str | None = None,
@@ -73,6 +82,7 @@ async def start_limited_app(
         database_url,
         rate_limits_file=policy_file,
         redis_url=redis_url,
+        redis_cluster=redis_cluster,
         trusted_proxies="10.0.0.0/8,fd00::/8",
         **(settings_overrides or {}),
     )

@@ -1,7 +1,9 @@
-"""Rate limits through the real app (docs/rate-limits.md), on Redis and in-process alike.
+"""Rate limits through the real app (docs/rate-limits.md), in-process, on Redis and on a Redis
+Cluster alike.
 
-Every test runs against both backends; the clock is a FakeClock moved forward instead of
-sleeping, and each app has its own Redis key prefix. The refused request is always checked
+Every test runs against each backend; the clock is a FakeClock moved forward instead of
+sleeping, and each app has its own Redis key prefix. On Redis, every decision must have been
+made there (none fell back in-process). The refused request is always checked
 for the 429 problem, both headers and an integer Retry-After after which it passes again.
 """
 
@@ -28,6 +30,7 @@ from tests.api.ratelimit_harness import (
     start_limited_app,
 )
 from tests.conftest import migrate
+from tests.redis_cluster import LocalRedisCluster
 
 Starter = Callable[..., Awaitable[LimitedApp]]
 Send = Callable[[httpx.AsyncClient], Awaitable[httpx.Response]]
@@ -41,24 +44,39 @@ def ratelimit_database(tmp_path_factory: pytest.TempPathFactory) -> str:
     return url
 
 
-@pytest.fixture(params=["in-process", "redis"])
-def backend_url(request: pytest.FixtureRequest) -> str | None:
+def _backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """How start_limited_app reaches the backend: no Redis, one Redis, or a Redis Cluster
+    (three primaries with replicas, REDIS_CLUSTER=true)."""
     if request.param == "redis":
-        url: str = request.getfixturevalue("redis_url")
-        return url
-    return None
+        return {"redis_url": request.getfixturevalue("redis_url")}
+    if request.param == "redis-cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return {"redis_url": cluster.url, "redis_cluster": True}
+    return {"redis_url": None}
+
+
+@pytest.fixture(params=["in-process", "redis", "redis-cluster"])
+def backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    return _backend(request)
+
+
+@pytest.fixture(params=["redis", "redis-cluster"])
+def shared_backend(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """A backend that API instances share."""
+    return _backend(request)
 
 
 @pytest_asyncio.fixture
-async def start(ratelimit_database: str, backend_url: str | None) -> AsyncIterator[Starter]:
+async def start(ratelimit_database: str, backend: dict[str, Any]) -> AsyncIterator[Starter]:
+    fallbacks = _sample("ratelimit_backend_errors_total")
     async with AsyncExitStack() as stack:
 
         async def starter(**options: Any) -> LimitedApp:
-            return await start_limited_app(
-                stack, ratelimit_database, redis_url=backend_url, **options
-            )
+            return await start_limited_app(stack, ratelimit_database, **backend, **options)
 
         yield starter
+    if backend["redis_url"]:
+        assert _sample("ratelimit_backend_errors_total") == fallbacks
 
 
 def _sample(name: str, **labels: str) -> float:
@@ -478,13 +496,13 @@ async def test_ipv6_clients_share_their_slash_64(start: Starter) -> None:
 
 
 async def test_parallel_requests_on_two_instances_never_exceed_the_quota(
-    ratelimit_database: str, redis_url: str
+    ratelimit_database: str, shared_backend: dict[str, Any]
 ) -> None:
     """Two API instances sharing Redis, 120 concurrent logins for one email: exactly 10 pass."""
     async with AsyncExitStack() as stack:
-        first = await start_limited_app(stack, ratelimit_database, redis_url=redis_url)
+        first = await start_limited_app(stack, ratelimit_database, **shared_backend)
         second = await start_limited_app(
-            stack, ratelimit_database, redis_url=redis_url, key_prefix=first.key_prefix
+            stack, ratelimit_database, **shared_backend, key_prefix=first.key_prefix
         )
         second.clock.now = first.clock.now
         email = unique_email()

@@ -8,8 +8,9 @@ import asyncio
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AsyncExitStack
+from functools import partial
 from pathlib import Path
 
 import httpx
@@ -21,7 +22,7 @@ from prometheus_client import REGISTRY
 
 from api.ratelimit.gcra import InProcessBackend
 from api.ratelimit.policies import load_policy_set
-from api.ratelimit.redis_backend import GCRA_SCRIPT_SHA, RedisBackend
+from api.ratelimit.redis_backend import GCRA_SCRIPT_SHA, RedisBackend, backend_client
 from api.settings import SettingsError, load_settings
 from tests.api.ratelimit_harness import LimitedApp, start_limited_app
 from tests.conftest import migrate
@@ -205,7 +206,7 @@ def test_redis_decisions_under_uvloop(throwaway_redis: ThrowawayRedis) -> None:
     async def decide_twelve() -> list[bool]:
         # Database 3: the connection selects it before the first decision.
         backend = RedisBackend(
-            throwaway_redis.url.removesuffix("/0") + "/3",
+            backend_client(throwaway_redis.url.removesuffix("/0") + "/3"),
             InProcessBackend(),
             clock_ms=lambda: int(time.time() * 1000),
         )
@@ -220,6 +221,47 @@ def test_redis_decisions_under_uvloop(throwaway_redis: ThrowawayRedis) -> None:
     assert _fallbacks() == before
     assert throwaway_redis.client().exists("uv:k") == 0
     assert redis.Redis(port=throwaway_redis.port, db=3).exists("uv:k") == 1
+
+
+async def decide_while_the_loop_is_busy(backend: RedisBackend, prefix: str) -> list[bool]:
+    """Batches of decisions on the production budget (50 ms), each time with other work
+    blocking the event loop for 80 ms at another moment of the round trip (before the command
+    is written, after it, while the reply is read): a fast Redis must decide them all."""
+    policy = load_policy_set().policies["anonymous"]
+    loop = asyncio.get_running_loop()
+    allowed: list[bool] = []
+    for turns_later in range(4):
+        decisions = asyncio.gather(*[backend.decide(f"{prefix}{i}", policy) for i in range(12)])
+        block: Callable[[], object] = partial(time.sleep, 0.08)
+        for _ in range(turns_later):
+            block = partial(loop.call_soon, block)
+        loop.call_soon(block)
+        allowed += [decision.allowed for decision in await decisions]
+    return allowed
+
+
+def test_a_busy_event_loop_does_not_turn_fast_replies_into_fallbacks(
+    throwaway_redis: ThrowawayRedis,
+) -> None:
+    """The budget is Redis's: time the event loop spends on other work is not held against it."""
+    before = _fallbacks()
+
+    async def decide() -> list[bool]:
+        backend = RedisBackend(
+            backend_client(throwaway_redis.url),
+            InProcessBackend(),
+            clock_ms=lambda: int(time.time() * 1000),
+            timeout=0.05,
+        )
+        await backend.load_script()
+        try:
+            return await decide_while_the_loop_is_busy(backend, "busy:")
+        finally:
+            await backend.close()
+
+    assert uvloop.run(decide()) == [True] * 48
+    assert _fallbacks() == before
+    assert len(list(throwaway_redis.client().scan_iter(match="busy:*"))) == 12
 
 
 PASSWORD_WITH_URL_DELIMITERS = "s3cr#t/pa?ss@wXrd9"

@@ -92,6 +92,28 @@ def test_secure_production_configuration_loads(environment) -> None:
     assert load_settings().app_env == "production"
 
 
+def test_a_redis_cluster_is_named_by_one_of_its_nodes(environment) -> None:
+    environment({**SECURE_PRODUCTION, "REDIS_CLUSTER": "true"})
+    settings = load_settings()
+    assert settings.redis_cluster
+    assert settings.redis_url == SECURE_PRODUCTION["REDIS_URL"]
+
+
+@pytest.mark.parametrize(
+    "url",
+    [None, "rediss://:Sekr3t@cache.internal:6379/2", "unix:///run/redis.sock"],
+)
+def test_a_redis_cluster_needs_a_tcp_url_of_database_zero(environment, url) -> None:
+    """A cluster has only database 0 and speaks TCP: refused at start-up, not at the first
+    request; the message never echoes the URL."""
+    environment({"REDIS_CLUSTER": "true"} | ({"REDIS_URL": url} if url else {}))
+    with pytest.raises(SettingsError) as error:
+        load_settings()
+    assert "REDIS_URL" in str(error.value)
+    assert "REDIS_CLUSTER" in str(error.value)
+    assert "Sekr3t" not in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("override", "named"),
     [

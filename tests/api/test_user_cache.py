@@ -1,5 +1,6 @@
-"""The authenticated user cached in Redis: two API instances share one Redis and one
-PostgreSQL, and a change made through one applies on the other at its very next request.
+"""The authenticated user cached in Redis: two API instances share one Redis (or one Redis
+Cluster) and one PostgreSQL, and a change made through one applies on the other at its very
+next request.
 
 Each test first proves the other instance really answers from the cache (its repeated
 request sends PostgreSQL nothing at all: neither the user nor the subscription its
@@ -12,6 +13,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -32,6 +34,8 @@ from tests.api.payments_support import user_headers
 from tests.api.round_trips import SentStatement, statements_sent
 from tests.api.test_ratelimit_outage import ThrowawayRedis
 from tests.conftest import AppHarness, delete_all_rows, make_settings
+from tests.live_server import free_port
+from tests.redis_cluster import LocalRedisCluster
 
 pytest_plugins = ("tests.api.stripe_emulator",)
 pytestmark = pytest.mark.redis
@@ -49,11 +53,20 @@ def reads_users(statements: list[SentStatement]) -> bool:
     return any("FROM users" in statement.sql for statement in statements)
 
 
+@pytest.fixture(params=["redis", "redis-cluster"])
+def redis_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
+    """One Redis, or a Redis Cluster (REDIS_CLUSTER=true, REDIS_URL naming one node)."""
+    if request.param == "redis-cluster":
+        cluster: LocalRedisCluster = request.getfixturevalue("redis_cluster")
+        return {"redis_url": cluster.url, "redis_cluster": True}
+    return {"redis_url": request.getfixturevalue("redis_url")}
+
+
 @pytest_asyncio.fixture
 async def instances(
-    app_harness: AppHarness, postgres_url: str, redis_url: str
+    app_harness: AppHarness, postgres_url: str, redis_settings: dict[str, Any]
 ) -> AsyncIterator[tuple[Instance, Instance]]:
-    settings = make_settings(postgres_url, redis_url=redis_url)
+    settings = make_settings(postgres_url, **redis_settings)
     first, second = await app_harness.start(settings), await app_harness.start(settings)
     async with AppHarness.client(first) as one, AppHarness.client(second) as two:
         yield Instance(first, one), Instance(second, two)
@@ -197,4 +210,28 @@ async def test_redis_outage_bypasses_the_cache_without_an_error(
             assert (await client.get("/v1/users/me", headers=user["headers"])).status_code == 401
     finally:
         throwaway_redis.kill()
+        delete_all_rows(postgres_url)
+
+
+async def test_an_unreachable_cluster_bypasses_the_cache_without_an_error(
+    app_harness: AppHarness, postgres_url: str
+) -> None:
+    """REDIS_CLUSTER=true and no node answers: the cluster client cannot even read the slot
+    map (a failure redis-py does not report as a RedisError); users are still served."""
+    nowhere = f"redis://127.0.0.1:{free_port()}/0"
+    app = await app_harness.start(
+        make_settings(postgres_url, redis_url=nowhere, redis_cluster=True)
+    )
+    try:
+        async with AppHarness.client(app) as client:
+            user = await register_and_login(client)
+            for _ in range(2):
+                with statements_sent(app) as statements:
+                    answer = await client.get("/v1/users/me", headers=user["headers"])
+                assert answer.status_code == 200, answer.text
+                assert reads_users(statements)
+            ready = await client.get("/readyz")
+            assert ready.status_code == 503
+            assert ready.json()["failing"] == ["redis"]
+    finally:
         delete_all_rows(postgres_url)
