@@ -22,8 +22,6 @@ import redis
 from tests.services import require_command
 
 SETTLE_TIMEOUT_SECONDS = 30.0
-# How long a primary may be unreachable before its replica takes over (redis default: 15 s).
-NODE_TIMEOUT_MS = 1000
 
 
 @dataclass
@@ -56,6 +54,9 @@ class ClusterNode:
 class LocalRedisCluster:
     directory: Path
     primaries: int = 3
+    # How long a primary may be unreachable before its replica takes over: short for the tests'
+    # failovers; Redis's default (15 s) where load alone must never fail a node over.
+    node_timeout_ms: int = 1000
     nodes: list[ClusterNode] = field(default_factory=list)
 
     @property
@@ -86,7 +87,8 @@ class LocalRedisCluster:
         command = [
             server, "--port", str(node.port), "--bind", "127.0.0.1",
             "--cluster-enabled", "yes", "--cluster-port", str(node.bus_port),
-            "--cluster-config-file", "nodes.conf", "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
+            "--cluster-config-file", "nodes.conf",
+            "--cluster-node-timeout", str(self.node_timeout_ms),
             "--dir", str(node.directory), "--save", "", "--appendonly", "no",
             "--logfile", str(node.log_path),
         ]  # fmt: skip
