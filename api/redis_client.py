@@ -9,16 +9,15 @@ follows MOVED/ASK redirections during failovers and resharding.
 
 from __future__ import annotations
 
-from typing import Any
-
-from redis.asyncio import Redis, RedisCluster
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from api.redis_url import RedisAddress, RedisUrlError
 
-# Either client: both offer the same commands (a cluster routes each by its key's slot).
-AsyncRedis = Redis | RedisCluster
+if TYPE_CHECKING:
+    from redis.asyncio import Redis, RedisCluster
+
+    # Either client: both offer the same commands (a cluster routes each by its key's slot).
+    AsyncRedis: TypeAlias = Redis | RedisCluster
 
 
 def redis_client(
@@ -36,6 +35,11 @@ def redis_client(
     write in a task of its own, so the command goes out one turn of the event loop later and
     its caller resumes one turn later still; a busy loop's turns take milliseconds.
     """
+    # redis-py loads here, not at import: a Lambda container without Redis never pays for it.
+    from redis.asyncio import Redis, RedisCluster
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+
     address = RedisAddress.parse(url)
     options: dict[str, Any] = {
         "username": address.username,

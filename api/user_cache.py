@@ -34,14 +34,14 @@ import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from redis.exceptions import RedisClusterException, RedisError
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
-from api.redis_client import AsyncRedis
+if TYPE_CHECKING:
+    from api.redis_client import AsyncRedis
 
 logger = logging.getLogger("api.cache")
 
@@ -70,8 +70,13 @@ end
 return {version, redis.call('GET', KEYS[2])}
 """
 
-# A cluster client that cannot read the slot map raises RedisClusterException, no RedisError.
-_REDIS_FAILURES = (RedisError, RedisClusterException, OSError, TimeoutError)
+
+def _redis_failures() -> tuple[type[BaseException], ...]:
+    # Imported with the client, not with this module (api.redis_client). A cluster client
+    # that cannot read the slot map raises RedisClusterException, which is no RedisError.
+    from redis.exceptions import RedisClusterException, RedisError
+
+    return (RedisError, RedisClusterException, OSError, TimeoutError)
 
 
 def _version_key(user_id: uuid.UUID) -> str:
@@ -104,6 +109,7 @@ class UserCache:
         cooldown_seconds: float = COOLDOWN_SECONDS,
     ) -> None:
         self._client = client
+        self._failures = _redis_failures()
         self._lookup = client.register_script(LOOKUP_SCRIPT)
         self.ttl_seconds = ttl_seconds
         self._cooldown_seconds = cooldown_seconds
@@ -126,7 +132,7 @@ class UserCache:
                     keys=[_version_key(user_id), _entry_key(user_id, session_id)],
                     args=[secrets.token_hex(16), VERSION_TTL_SECONDS],
                 )
-        except _REDIS_FAILURES:
+        except self._failures:
             self._failed("lookup")
             return MISS_WITHOUT_CACHE
         version_text = version.decode() if isinstance(version, bytes) else str(version)
@@ -148,7 +154,7 @@ class UserCache:
                 await self._client.set(
                     _entry_key(user_id, session_id), payload, ex=self.ttl_seconds
                 )
-        except _REDIS_FAILURES:
+        except self._failures:
             self._failed("store")
 
     async def invalidate(self, *user_ids: uuid.UUID) -> None:
@@ -159,7 +165,7 @@ class UserCache:
                     await self._client.set(
                         _version_key(user_id), secrets.token_hex(16), ex=VERSION_TTL_SECONDS
                     )
-            except _REDIS_FAILURES:
+            except self._failures:
                 # Another process may still hold a current entry until it expires; this one
                 # at least stops trusting the cache for as long as such an entry may live.
                 self._failed("invalidate", bypass_seconds=self.ttl_seconds)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from prometheus_client import Counter
 
@@ -11,15 +12,33 @@ from api.observability.metrics import ratelimit_decisions_total
 from api.ratelimit.client_ip import ClientIpResolver, IPNetwork
 from api.ratelimit.gcra import Decision, InProcessBackend
 from api.ratelimit.policies import Policy, PolicySet, load_policy_set
-from api.ratelimit.redis_backend import (
-    DEFAULT_COOLDOWN_SECONDS,
-    DEFAULT_TIMEOUT_SECONDS,
-    RedisBackend,
-    backend_client,
-)
 from api.settings import Settings
 
+if TYPE_CHECKING:
+    from api.ratelimit.redis_backend import RedisBackend
+
 DEFAULT_KEY_PREFIX = "slipway:rl:"
+
+
+def _redis_backend(
+    url: str,
+    cluster: bool,
+    fallback: InProcessBackend,
+    clock_ms: Callable[[], int],
+    timeout: float | None,
+    cooldown: float | None,
+) -> RedisBackend:
+    # Imported here: redis-py is not loaded by a process that limits in-process (a dev stack's
+    # Lambda), where it was a tenth of the cold start.
+    from api.ratelimit import redis_backend
+
+    return redis_backend.RedisBackend(
+        redis_backend.backend_client(url, cluster=cluster),
+        fallback,
+        clock_ms=clock_ms,
+        timeout=redis_backend.DEFAULT_TIMEOUT_SECONDS if timeout is None else timeout,
+        cooldown=redis_backend.DEFAULT_COOLDOWN_SECONDS if cooldown is None else cooldown,
+    )
 
 
 class RateLimiter:
@@ -39,8 +58,8 @@ class RateLimiter:
         origin_verify_secret: str | None = None,
         key_prefix: str = DEFAULT_KEY_PREFIX,
         clock: Callable[[], float] = time.time,
-        redis_timeout: float = DEFAULT_TIMEOUT_SECONDS,
-        redis_cooldown: float = DEFAULT_COOLDOWN_SECONDS,
+        redis_timeout: float | None = None,
+        redis_cooldown: float | None = None,
     ) -> None:
         self.policies = policies
         self.client_ip = ClientIpResolver(trusted_proxies, origin_verify_secret)
@@ -48,12 +67,8 @@ class RateLimiter:
         self._key_prefix = key_prefix
         self._local = InProcessBackend()
         self._redis = (
-            RedisBackend(
-                backend_client(redis_url, cluster=redis_cluster),
-                self._local,
-                clock_ms=self.now_ms,
-                timeout=redis_timeout,
-                cooldown=redis_cooldown,
+            _redis_backend(
+                redis_url, redis_cluster, self._local, self.now_ms, redis_timeout, redis_cooldown
             )
             if redis_url
             else None

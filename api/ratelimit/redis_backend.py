@@ -32,7 +32,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import RedisCluster
 from redis.crc import key_slot
@@ -49,7 +49,10 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from api.observability.metrics import ratelimit_backend_errors_total
 from api.ratelimit.gcra import Decision, InProcessBackend
 from api.ratelimit.policies import Policy
-from api.redis_client import AsyncRedis, redis_client
+from api.redis_client import redis_client
+
+if TYPE_CHECKING:
+    from api.redis_client import AsyncRedis
 
 logger = logging.getLogger("api.ratelimit")
 

@@ -33,7 +33,11 @@ forbidden = {"prefect", "pulumi", "pulumi_aws"}
 # In the image, loaded by the first request that uses them (a Stripe call, a password hash,
 # an SES message), never by the cold start: boto3 with botocore, stripe-python with requests.
 on_first_use = {"boto3", "botocore", "stripe", "requests", "argon2", "pwdlib", "aiosmtplib"}
-heavy = sorted(m for m in sys.modules if m.split(".")[0] in forbidden | on_first_use)
+# Without REDIS_URL (a dev stack's function limits rates in process): never loaded at all.
+unconfigured = {"redis", "hiredis"}
+heavy = sorted(
+    m for m in sys.modules if m.split(".")[0] in forbidden | on_first_use | unconfigured
+)
 print(json.dumps({
     "statuses": [r["statusCode"] for r in responses],
     "bodies": [r["body"] for r in responses],
