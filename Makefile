@@ -157,5 +157,12 @@ publish-static: ensure-uv ## upload the static assets to STATIC_BUCKET under con
 		$(if $(STATIC_DIR),--dir "$(STATIC_DIR)") \
 		$(if $(CLOUDFRONT_DISTRIBUTION_ID),--distribution-id "$(CLOUDFRONT_DISTRIBUTION_ID)")
 
-bench: sync ## run the benchmarks (they print ratios against a bare FastAPI app)
+# wrk loads the servers; needs PostgreSQL and Redis (TEST_DATABASE_URL, TEST_REDIS_URL) and a
+# quiet machine: every ratio is measured against a bare FastAPI app in the same run.
+bench: sync ## run the benchmarks; ends with each measured ratio beside its goal (docs/performance.md)
+	@if ! command -v wrk >/dev/null 2>&1 && [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing Debian package wrk (HTTP load generator)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends wrk >/dev/null; \
+	fi
 	$(UV) run --no-sync python -m benchmarks
