@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import event
+from sqlalchemy import Select, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
@@ -178,28 +178,35 @@ class UserCache:
 class UserFacet:
     """Per-user data of another domain, cached with the user.
 
-    `columns` gives, for each of `fields`, a correlated scalar subquery on the user's id
-    column; they are added to the user's own read on a miss, so a facet costs no round trip
-    of its own.
-    The entry keeps the values as JSON (times as ISO 8601 text); readers get it back from
-    the authenticated request (api.auth.dependencies.facet_of).
+    `source` gives, for the user's id column, the facet's row: a table (or alias) to outer-join
+    to the user's own read on a miss, the join's ON clause, and its columns in `fields` order.
+    So a facet costs no round trip of its own. The entry keeps the values as JSON (times as
+    ISO 8601 text); readers get it back from the authenticated request
+    (api.auth.dependencies.facet_of).
     """
 
     name: str
     fields: tuple[str, ...]
-    columns: Callable[[Any], Sequence[Any]]
+    source: Callable[[Any], tuple[Any, Any, Sequence[Any]]]
 
 
-def facet_columns(facets: Sequence[UserFacet], user_id: Any) -> list[Any]:
-    return [
-        column.label(f"{facet.name}__{field}")
-        for facet in facets
-        for field, column in zip(facet.fields, facet.columns(user_id), strict=True)
-    ]
+def with_facets(
+    statement: Select[*tuple[Any, ...]], facets: Sequence[UserFacet], user_id: Any
+) -> Select[*tuple[Any, ...]]:
+    """`statement` (a read of one user) outer-joined to every facet's row, with its columns."""
+    for facet in facets:
+        target, onclause, columns = facet.source(user_id)
+        statement = statement.outerjoin(target, onclause).add_columns(
+            *(
+                column.label(f"{facet.name}__{field}")
+                for field, column in zip(facet.fields, columns, strict=True)
+            )
+        )
+    return statement
 
 
 def facet_entries(facets: Sequence[UserFacet], row: Mapping[Any, Any]) -> dict[str, Any]:
-    """Each facet's entry, from a row holding `facet_columns`."""
+    """Each facet's entry, from a row read `with_facets`."""
     return {
         facet.name: {field: _jsonable(row[f"{facet.name}__{field}"]) for field in facet.fields}
         for facet in facets

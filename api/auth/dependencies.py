@@ -9,13 +9,14 @@ change invalidates the cached user (api.user_cache) after it commits.
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI, Request
 from fastapi.security import OAuth2PasswordBearer
-from sqlalchemy import select
+from sqlalchemy import Select, bindparam, select
 from sqlmodel import col
 
 from api.auth.keys import KeyRing, load_keyring
@@ -25,7 +26,7 @@ from api.auth.verified_tokens import TokenVerifier
 from api.db import Database, database_of
 from api.errors import ProblemError
 from api.settings import Settings
-from api.user_cache import facet_columns, facet_entries
+from api.user_cache import UserFacet, facet_entries, with_facets
 
 logger = logging.getLogger("api.auth")
 
@@ -125,18 +126,30 @@ async def _authenticated_user(
     return user
 
 
+@functools.cache
+def _user_read(facets: tuple[UserFacet, ...]) -> Select[*tuple[Any, ...]]:
+    """The statement of `_read_user`, built once per set of facets: building it cost more
+    than executing it."""
+    statement = (
+        select(User, col(RefreshTokenFamily.revoked_at))
+        .join(RefreshTokenFamily, col(RefreshTokenFamily.user_id) == col(User.id))
+        .where(
+            col(User.id) == bindparam("user_id"),
+            col(RefreshTokenFamily.id) == bindparam("session_id"),
+        )
+    )
+    return with_facets(statement, facets, col(User.id))
+
+
 async def _read_user(
     database: Database, user_id: uuid.UUID, session_id: uuid.UUID
 ) -> tuple[User, dict[str, Any]] | None:
     """One round trip: the user, whether the token's session is live, and the facets."""
     facets = database.user_facets
-    statement = (
-        select(User, col(RefreshTokenFamily.revoked_at), *facet_columns(facets, col(User.id)))
-        .join(RefreshTokenFamily, col(RefreshTokenFamily.user_id) == col(User.id))
-        .where(col(User.id) == user_id, col(RefreshTokenFamily.id) == session_id)
-    )
+    statement = _user_read(tuple(facets))
     async with database.readers() as reader:
-        row = (await reader.execute(statement)).first()
+        result = await reader.execute(statement, {"user_id": user_id, "session_id": session_id})
+        row = result.first()
     if row is None or row[0].disabled or row[1] is not None:
         return None
     return row[0], facet_entries(facets, row._mapping)

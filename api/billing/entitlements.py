@@ -18,6 +18,7 @@ from typing import Any, Final, Protocol
 from fastapi import Request
 from sqlalchemy import case, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
 from sqlmodel import col
 
 from api.auth.dependencies import CurrentUser, facet_of
@@ -82,18 +83,15 @@ async def current_subscription(session: AsyncSession, user_id: uuid.UUID) -> Sub
     return subscription
 
 
-def _facet_columns(user_id: Any) -> Sequence[Any]:
-    return [
-        _current_first(user_id).with_only_columns(getattr(Subscription, name)).scalar_subquery()
-        for name in FACET_FIELDS
-    ]
+def _facet_source(user_id: Any) -> tuple[Any, Any, Sequence[Any]]:
+    """The current subscription, outer-joined on its id: one correlated subquery picks it."""
+    current = aliased(Subscription)
+    current_id = _current_first(user_id).with_only_columns(col(Subscription.id)).scalar_subquery()
+    columns = [getattr(current, name) for name in FACET_FIELDS]
+    return current, current.id == current_id, columns
 
 
-SUBSCRIPTION_FACET = UserFacet(
-    name=FACET,
-    fields=FACET_FIELDS,
-    columns=_facet_columns,
-)
+SUBSCRIPTION_FACET = UserFacet(name=FACET, fields=FACET_FIELDS, source=_facet_source)
 
 
 def _from_facet(entry: dict[str, Any]) -> CachedSubscription | None:

@@ -189,7 +189,8 @@ class Expected:
 
 EXPECTED: dict[str, Expected] = {
     # The user, the token's session (by its id, or among the user's by user id), and the
-    # subscription that decides the user's entitlements.
+    # subscription that decides the user's entitlements (picked among the user's by the
+    # user-and-date index, then joined by its primary key).
     "user by id": Expected(
         {
             "users": {"pk_users"},
@@ -197,7 +198,7 @@ EXPECTED: dict[str, Expected] = {
                 "pk_refresh_token_families",
                 "ix_refresh_token_families_user_id",
             },
-            "subscriptions": {"ix_subscriptions_user_id_stripe_created_at"},
+            "subscriptions": {"ix_subscriptions_user_id_stripe_created_at", "pk_subscriptions"},
         }
     ),
     "refresh token by hash": Expected(
