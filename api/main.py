@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import functools
+import gc
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
@@ -32,6 +34,15 @@ StartupHook = Callable[[FastAPI], Awaitable[None]]
 ReadinessProbe = Callable[[], Awaitable[None]]
 
 
+@functools.cache  # once per process
+def _freeze_long_lived_objects() -> None:
+    """Move everything alive after start-up (modules, the app, its routes and models) out of
+    the garbage collector's generations. A full collection then no longer walks them: under
+    load such collections had stalled the event loop for 40-90 ms every few seconds, the whole
+    of the p99 of cheap requests (docs/performance.md)."""
+    gc.freeze()
+
+
 def _lifespan(
     dispose_on_shutdown: bool,
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
@@ -44,6 +55,7 @@ def _lifespan(
                 for hook in app.state.startup_hooks:
                     await hook(app)
                 app.state.started = True
+                _freeze_long_lived_objects()
         yield
         if not dispose_on_shutdown:
             # The lifespan ends after every Lambda invocation: finish what it started.
