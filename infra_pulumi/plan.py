@@ -295,8 +295,11 @@ def run(
         _sync_await(resolve(build(from_pulumi(), now or dt.datetime.now(dt.UTC))))
 
     _sync_await(run_pulumi_func(program))
+    # By type and name: resources of different types may share a name (a bucket and its
+    # policy), and their mock ids are alike; keyed by name alone, one's URN overwrote the
+    # other's, in whichever order the concurrent registrations happened to finish.
     urns = {
-        (registration.urn.rsplit("::", 1)[-1], registration.id): registration.urn
+        _type_and_name(registration.urn): registration.urn
         for registration in monitor.get_registered_resources().values()
     }
     for typ, name, custom, resource_id, props, _provider in mocks.registered:
@@ -304,7 +307,7 @@ def run(
             PlannedResource(
                 type=typ,
                 name=name,
-                urn=urns.get((name, resource_id), f"urn:pulumi:{stack}::slipway::{typ}::{name}"),
+                urn=urns.get((typ, name), f"urn:pulumi:{stack}::slipway::{typ}::{name}"),
                 custom=custom,
                 id=resource_id,
                 props=_plain(props),
@@ -313,6 +316,12 @@ def run(
         urn = plan.resources[-1].urn
         plan.resources[-1].dependencies = sorted(monitor.dependencies.get(urn, ()))
     return plan
+
+
+def _type_and_name(urn: str) -> tuple[str, str]:
+    """`urn:pulumi:<stack>::<project>::<parent types>$<type>::<name>` -> (type, name)."""
+    qualified_type, name = urn.split("::")[2:]
+    return qualified_type.rsplit("$", 1)[-1], name
 
 
 class _RecordingMonitor(MockMonitor):

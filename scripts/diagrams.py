@@ -257,6 +257,7 @@ CODE_LAYERS: dict[str, tuple[str, ...]] = {
     "entry points": ("api.main", "api.lambda_handler", "flows", "infra_pulumi", "dashboards"),
     "domains": (
         "api.auth",
+        "api.account",
         "api.payments",
         "api.billing",
         "api.email",
@@ -265,7 +266,15 @@ CODE_LAYERS: dict[str, tuple[str, ...]] = {
         "api.health",
         "api.middleware",
     ),
-    "platform": ("api.db", "api.settings", "api.errors", "api.logging_config", "api.models"),
+    "platform": (
+        "api.db",
+        "api.user_cache",
+        "api.redis_client",
+        "api.settings",
+        "api.errors",
+        "api.logging_config",
+        "api.models",
+    ),
 }
 
 

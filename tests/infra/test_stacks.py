@@ -442,3 +442,14 @@ def test_flows_run_in_the_process_worker_under_the_flows_role(prod: Plan) -> Non
         "DATABASE_PASSWORD",
         "STRIPE_SECRET_KEY",
     }
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_every_resource_has_its_own_urn(plans: dict[str, Plan], stack: str) -> None:
+    """Resources that share a logical name (a bucket, its policy, its public-access block)
+    each keep their own URN: dependencies, policies and the pictures look resources up by it."""
+    resources = plans[stack].resources
+    for resource in resources:
+        qualified_type, name = resource.urn.split("::")[2:]
+        assert (qualified_type.rsplit("$", 1)[-1], name) == (resource.type, resource.name)
+    assert len({resource.urn for resource in resources}) == len(resources)
