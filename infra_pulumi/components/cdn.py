@@ -46,6 +46,9 @@ WEBHOOK_PATH_PREFIX = "/v1/webhooks/"
 BODY_SIZE_RULE = "SizeRestrictions_BODY"
 BODY_SIZE_LABEL = "awswaf:managed:aws:core-rule-set:SizeRestrictions_Body"
 
+# Origin errors CloudFront must not cache (it does for 10 s by default).
+UNCACHED_ERRORS = (500, 502, 503, 504)
+
 
 class Cdn(pulumi.ComponentResource):
     distribution: aws.cloudfront.Distribution
@@ -174,6 +177,12 @@ class Cdn(pulumi.ComponentResource):
                 "compress": True,
             },
             "ordered_cache_behaviors": api_behaviours,
+            # CloudFront keeps an origin's 5xx for 10 s by default, on cached behaviours too: a
+            # /v1/prices that failed once would fail for everyone. Errors pass through as the
+            # API wrote them (no replacement page) and are never cached.
+            "custom_error_responses": [
+                {"error_code": code, "error_caching_min_ttl": 0} for code in UNCACHED_ERRORS
+            ],
             "restrictions": {"geo_restriction": {"restriction_type": "none"}},
             "viewer_certificate": {
                 "acm_certificate_arn": certificate_arn,

@@ -79,3 +79,16 @@ def test_the_documents_cache_follows_the_origin_and_keys_on_no_caller(
     # Compression at the edge needs the encodings in the key.
     assert key["enableAcceptEncodingGzip"] is True
     assert key["enableAcceptEncodingBrotli"] is True
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_origin_errors_are_never_served_from_the_cache(plans: dict[str, Plan], stack: str) -> None:
+    """CloudFront keeps an origin's 5xx for 10 s by default, even on a behaviour that caches:
+    a /v1/prices that failed once would keep failing for everyone. Errors pass through as the
+    API wrote them (problem+json, no replacement page) and are not cached."""
+    distribution = one(plans[stack], DISTRIBUTION).props
+    responses = {r["errorCode"]: r for r in distribution.get("customErrorResponses") or []}
+    assert set(responses) >= {500, 502, 503, 504}
+    for code in (500, 502, 503, 504):
+        assert responses[code]["errorCachingMinTtl"] == 0, code
+        assert "responsePagePath" not in responses[code], code
