@@ -72,6 +72,7 @@ class Storage(pulumi.ComponentResource):
 
         # CloudFront reads static assets through OAC; SSE-S3 avoids a KMS grant to CloudFront.
         self.static_bucket = self._bucket("static", kms=False, log=True)
+        self._shed_replaced_versions("static", self.static_bucket)
         self.backup_bucket = self._bucket("backups", kms=True, log=True)
         self._policy("backups", self.backup_bucket)
         self._expire("backups", self.backup_bucket, days=config.backup_retention_days)
@@ -179,6 +180,24 @@ class Storage(pulumi.ComponentResource):
             f"{self._name}-{purpose}",
             bucket=bucket.bucket,
             policy=output_document(statements),
+            opts=child(self),
+        )
+
+    def _shed_replaced_versions(self, purpose: str, bucket: aws.s3.Bucket) -> None:
+        """Versions replaced by a re-publish (the manifest) expire; current objects never do:
+        a content-hashed asset may still be linked by a page a browser or CloudFront holds."""
+        aws.s3.BucketLifecycleConfiguration(
+            f"{self._name}-{purpose}",
+            bucket=bucket.bucket,
+            rules=[
+                {
+                    "id": "replaced-versions",
+                    "status": "Enabled",
+                    "filter": {},
+                    "noncurrent_version_expiration": {"noncurrent_days": 30},
+                    "abort_incomplete_multipart_upload": {"days_after_initiation": 2},
+                }
+            ],
             opts=child(self),
         )
 

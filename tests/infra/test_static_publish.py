@@ -84,3 +84,22 @@ def test_the_role_prefix_is_the_one_the_app_publishes_to() -> None:
 def test_dev_has_no_publishing_role(dev: Plan) -> None:
     assert "staticPublishRoleArn" not in dev.outputs
     assert [r for r in of_type(dev, ROLE) if r.name == "ci-static"] == []
+
+
+@pytest.mark.parametrize("stack", ["dev", "staging", "prod"])
+def test_static_bucket_sheds_replaced_versions_but_keeps_every_published_asset(
+    plans: dict[str, Plan], stack: str
+) -> None:
+    """Re-publishing replaces the manifest (and the bucket is versioned): replaced versions
+    expire. A hashed asset stays as long as it is current: an old page may still link it."""
+    lifecycle = one(
+        plans[stack],
+        "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration",
+        "storage-static",
+    ).props
+    assert lifecycle["bucket"] == plans[stack].outputs["staticBucket"]
+    (rule,) = lifecycle["rules"]
+    assert rule["status"] == "Enabled"
+    assert rule["noncurrentVersionExpiration"]["noncurrentDays"] <= 30
+    assert rule["abortIncompleteMultipartUpload"]["daysAfterInitiation"] <= 7
+    assert "expiration" not in rule
