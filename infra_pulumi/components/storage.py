@@ -72,7 +72,9 @@ class Storage(pulumi.ComponentResource):
 
         # CloudFront reads static assets through OAC; SSE-S3 avoids a KMS grant to CloudFront.
         self.static_bucket = self._bucket("static", kms=False, log=True)
-        self._shed_replaced_versions("static", self.static_bucket)
+        # Re-publishing replaces the manifest; a content-hashed asset stays current forever,
+        # since a page a browser or CloudFront still holds may link it.
+        self._expire("static", self.static_bucket, days=None, replaced_days=30)
         self.backup_bucket = self._bucket("backups", kms=True, log=True)
         self._policy("backups", self.backup_bucket)
         self._expire("backups", self.backup_bucket, days=config.backup_retention_days)
@@ -183,37 +185,25 @@ class Storage(pulumi.ComponentResource):
             opts=child(self),
         )
 
-    def _shed_replaced_versions(self, purpose: str, bucket: aws.s3.Bucket) -> None:
-        """Versions replaced by a re-publish (the manifest) expire; current objects never do:
-        a content-hashed asset may still be linked by a page a browser or CloudFront holds."""
+    def _expire(
+        self,
+        purpose: str,
+        bucket: aws.s3.Bucket,
+        days: int | None,
+        *,
+        replaced_days: int = 7,
+    ) -> None:
+        """Objects expire `days` after they were written (None: current objects never do);
+        versions replaced or deleted expire `replaced_days` after."""
+        rule: Any = {  # a plain dict: pulumi-aws's TypedDict is too strict for mypy here
+            "id": "retention" if days is not None else "replaced-versions",
+            "status": "Enabled",
+            "filter": {},
+            "noncurrent_version_expiration": {"noncurrent_days": replaced_days},
+            "abort_incomplete_multipart_upload": {"days_after_initiation": 2},
+        }
+        if days is not None:
+            rule["expiration"] = {"days": days}
         aws.s3.BucketLifecycleConfiguration(
-            f"{self._name}-{purpose}",
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "id": "replaced-versions",
-                    "status": "Enabled",
-                    "filter": {},
-                    "noncurrent_version_expiration": {"noncurrent_days": 30},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 2},
-                }
-            ],
-            opts=child(self),
-        )
-
-    def _expire(self, purpose: str, bucket: aws.s3.Bucket, days: int) -> None:
-        aws.s3.BucketLifecycleConfiguration(
-            f"{self._name}-{purpose}",
-            bucket=bucket.bucket,
-            rules=[
-                {
-                    "id": "retention",
-                    "status": "Enabled",
-                    "filter": {},
-                    "expiration": {"days": days},
-                    "noncurrent_version_expiration": {"noncurrent_days": 7},
-                    "abort_incomplete_multipart_upload": {"days_after_initiation": 2},
-                }
-            ],
-            opts=child(self),
+            f"{self._name}-{purpose}", bucket=bucket.bucket, rules=[rule], opts=child(self)
         )

@@ -11,6 +11,7 @@ that was never used.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,7 @@ import pytest_asyncio
 from fastapi import FastAPI
 
 from api.auth import service
+from api.settings import Settings
 from tests.api.auth_helpers import STRONG_PASSWORD, bearer, login, register_and_login
 from tests.api.billing_emulator import BillingStripe
 from tests.api.billing_support import (
@@ -62,15 +64,24 @@ def redis_settings(request: pytest.FixtureRequest) -> dict[str, Any]:
     return {"redis_url": request.getfixturevalue("redis_url")}
 
 
+@asynccontextmanager
+async def two_instances(
+    app_harness: AppHarness, settings: Settings, postgres_url: str
+) -> AsyncIterator[tuple[Instance, Instance]]:
+    """Two apps with the same settings (one PostgreSQL, one Redis), each with its client."""
+    first, second = await app_harness.start(settings), await app_harness.start(settings)
+    async with AppHarness.client(first) as one, AppHarness.client(second) as two:
+        yield Instance(first, one), Instance(second, two)
+    delete_all_rows(postgres_url)
+
+
 @pytest_asyncio.fixture
 async def instances(
     app_harness: AppHarness, postgres_url: str, redis_settings: dict[str, Any]
 ) -> AsyncIterator[tuple[Instance, Instance]]:
     settings = make_settings(postgres_url, **redis_settings)
-    first, second = await app_harness.start(settings), await app_harness.start(settings)
-    async with AppHarness.client(first) as one, AppHarness.client(second) as two:
-        yield Instance(first, one), Instance(second, two)
-    delete_all_rows(postgres_url)
+    async with two_instances(app_harness, settings, postgres_url) as pair:
+        yield pair
 
 
 async def cached_on(instance: Instance, headers: dict[str, str]) -> httpx.Response:
@@ -154,10 +165,8 @@ async def billing_instances(
     settings = billing_settings(postgres_url, billing_stripe.url).model_copy(
         update={"redis_url": redis_url}
     )
-    first, second = await app_harness.start(settings), await app_harness.start(settings)
-    async with AppHarness.client(first) as one, AppHarness.client(second) as two:
-        yield Instance(first, one), Instance(second, two)
-    delete_all_rows(postgres_url)
+    async with two_instances(app_harness, settings, postgres_url) as pair:
+        yield pair
 
 
 async def test_subscription_change_on_one_instance_changes_entitlements_on_the_other(
