@@ -27,6 +27,7 @@ from api.observability.middleware import MetricsMiddleware
 from api.openapi_document import install_openapi_document
 from api.payments.setup import install_payments
 from api.ratelimit import install_rate_limiting
+from api.route_index import install_indexed_dispatch
 from api.security_headers import SecurityHeadersMiddleware
 from api.settings import Settings, get_settings
 
@@ -106,6 +107,7 @@ def create_app(settings: Settings | None = None, *, dispose_on_shutdown: bool = 
     install_rate_limiting(app, settings)
     # Last of the routes and the limiter: the document lists what each of them can answer.
     install_openapi_document(app)
+    install_indexed_dispatch(app)
     # Outside the limiter: a HEAD request is limited and routed as the GET it stands for.
     app.add_middleware(HeadAsGetMiddleware)
 

@@ -85,9 +85,11 @@ _PROVIDER_FAILED: dict[int | str, dict[str, Any]] = {
 
 
 @prices_router.get("", response_model=list[PriceOut], responses=NOT_MODIFIED_RESPONSE)
-async def list_prices(runtime: RuntimeDep, request: Request) -> Response:
+async def list_prices(request: Request) -> Response:
     """The catalog; cacheable for a few minutes, revalidated with `If-None-Match`."""
-    return runtime.prices.response(request)
+    # The runtime is looked up directly rather than injected: a dependency to solve was a
+    # fifth of this hot, public endpoint's CPU (docs/performance.md).
+    return runtime_for(request.app).prices.response(request)
 
 
 @payments_router.post(

@@ -4,8 +4,9 @@ The table is built from the app's routes at their full templates, however deeply
 are included: FastAPI 0.150 no longer flattens included routers, and the `scope["route"]`
 it sets is the inner route with its router-relative path (`/{payment_id}`), the trap in
 which other limiters silently stop applying (or apply the wrong limit) to included routers.
-`fastapi.routing.iter_route_contexts` yields every route with its effective template and
-dependencies, and the table matches them in the router's own order.
+The app's `RouteIndex` (api/route_index.py) lists every route with its effective template and
+dependencies in the router's own order and finds the one a request reaches; the table adds
+the policy, worked out once per route and method.
 
 A route "requires a bearer token" when any dependency in its tree is a FastAPI security
 scheme (OAuth2PasswordBearer, HTTPBearer, ...), which is how CurrentUser/AdminUser work.
@@ -14,27 +15,18 @@ scheme (OAuth2PasswordBearer, HTTPBearer, ...), which is how CurrentUser/AdminUs
 from __future__ import annotations
 
 import logging
-import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
 from fastapi.security.base import SecurityBase
-from starlette.routing import compile_path
 from starlette.types import Scope
 
 from api.ratelimit.policies import Policy, PolicySet
+from api.route_index import IndexedRoute, RouteIndex, route_path
 
 logger = logging.getLogger("api.ratelimit")
-
-# Plans of matched routes are kept for the next request by (method, path), oldest dropped
-# first. Only paths of a sane length are kept and never unmatched ones (404s, probes), so the
-# cache stays within its byte budget whatever clients send; anything else is resolved anew.
-_MAX_CACHED_PATH = 256
-_PLAN_ENTRY_BYTES = _MAX_CACHED_PATH + 256  # the path, the key tuple, the dict's share
-_PLAN_CACHE_BYTES = 4 * 1024 * 1024
-_PLAN_CACHE_ENTRIES = _PLAN_CACHE_BYTES // _PLAN_ENTRY_BYTES
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,22 +36,6 @@ class RoutePlan:
     policy: Policy | None
     template: str | None
     companions: tuple[Policy, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class _Route:
-    regex: re.Pattern[str]
-    methods: frozenset[str] | None
-    template: str
-    requires_bearer: bool
-
-
-def _route_contexts(app: FastAPI) -> Iterable[Any]:
-    try:
-        from fastapi.routing import iter_route_contexts
-    except ImportError:  # FastAPI before 0.150 flattened included routers into app.routes.
-        return list(app.routes)
-    return list(iter_route_contexts(app.routes))
 
 
 def _dependency_calls(dependant: Any, seen: set[int] | None = None) -> Iterator[Any]:
@@ -76,69 +52,28 @@ def requires_bearer(dependant: Any) -> bool:
     return any(isinstance(call, SecurityBase) for call in _dependency_calls(dependant))
 
 
-def _build_routes(app: FastAPI) -> list[_Route]:
-    routes: list[_Route] = []
-    for context in _route_contexts(app):
-        path = getattr(context, "path", None)
-        template = getattr(context, "path_format", None)
-        if not isinstance(path, str) or not isinstance(template, str):
-            continue
-        methods = getattr(context, "methods", None)
-        # Every Starlette/FastAPI route (mounts included) carries the regex routing uses.
-        regex = getattr(context, "path_regex", None)
-        if not isinstance(regex, re.Pattern):
-            regex = compile_path(path)[0]
-        dependant = getattr(context, "dependant", None)
-        routes.append(
-            _Route(
-                regex=regex,
-                methods=frozenset(methods) if methods else None,
-                template=template,
-                requires_bearer=dependant is not None and requires_bearer(dependant),
-            )
-        )
-    return routes
-
-
-def _route_path(scope: Scope) -> str:
-    """The path routing sees (without the root path), as Starlette computes it."""
-    path: str = scope["path"]
-    root_path: str = scope.get("root_path", "")
-    if not root_path or not path.startswith(root_path):
-        return path
-    if path == root_path:
-        return ""
-    return path[len(root_path) :] if path[len(root_path)] == "/" else path
-
-
 class RouteTable:
+    """Each route's plan, worked out once; the route itself comes from the app's RouteIndex."""
+
     def __init__(self, app: FastAPI, policies: PolicySet) -> None:
         self._policies = policies
-        self._routes = _build_routes(app)
-        self._plans: dict[tuple[str, str], RoutePlan] = {}
+        self._index = RouteIndex.of(app)
+        # By route and method, for routes that name their methods: bounded by the app's routes
+        # times those methods, whatever methods clients make up.
+        self._plans: dict[tuple[IndexedRoute, str], RoutePlan] = {}
         self._warn_about_unused_entries()
 
     def plan_for(self, scope: Scope) -> RoutePlan:
         method: str = scope["method"]
-        path = _route_path(scope)
-        cache_key = (method, path)
-        plan = self._plans.get(cache_key)
-        if plan is None:
-            plan = self._resolve(method, path)
-            if plan.template is not None and len(path) <= _MAX_CACHED_PATH:
-                if len(self._plans) >= _PLAN_CACHE_ENTRIES:
-                    del self._plans[next(iter(self._plans))]
-                self._plans[cache_key] = plan
-        return plan
-
-    def _resolve(self, method: str, path: str) -> RoutePlan:
-        for route in self._routes:
-            if (route.methods is None or method in route.methods) and route.regex.match(path):
-                policy = self._policies.policy_for(
-                    method, route.template, requires_bearer=route.requires_bearer
-                )
-                companions = self._policies.companions_of(policy)
-                return RoutePlan(policy=policy, template=route.template, companions=companions)
+        path = route_path(scope)
+        found = self._index.match(method, path)
+        if found is not None:
+            plan = self._plans.get((found.route, method))
+            if plan is None:
+                plan = self._plan(found.route, method)
+                if found.route.methods is not None:
+                    self._plans[(found.route, method)] = plan
+            return plan
         # No route: a 404 or 405 is coming. Exempt prefixes still apply to the raw path;
         # anything else counts as anonymous, so probing unknown paths is limited too.
         policy = self._policies.policy_for(method, path, requires_bearer=False)
@@ -146,8 +81,15 @@ class RouteTable:
             policy=policy, template=None, companions=self._policies.companions_of(policy)
         )
 
+    def _plan(self, route: IndexedRoute, method: str) -> RoutePlan:
+        bearer = route.dependant is not None and requires_bearer(route.dependant)
+        policy = self._policies.policy_for(method, route.template, requires_bearer=bearer)
+        return RoutePlan(
+            policy=policy, template=route.template, companions=self._policies.companions_of(policy)
+        )
+
     def _warn_about_unused_entries(self) -> None:
-        templates = [(route.methods or frozenset(), route.template) for route in self._routes]
+        templates = [(route.methods or frozenset(), route.template) for route in self._index.routes]
         for policy in self._policies.policies.values():
             for pattern in policy.routes:
                 if not any(
