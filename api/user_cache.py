@@ -10,7 +10,10 @@ before it. Tokens are random (not counters), so an evicted or expired version ke
 make an old entry current again.
 
 The version and the entry of one user share a hash tag, so the lookup is one atomic script
-in one slot (Redis Cluster included) and one round trip.
+in one slot (Redis Cluster included) and one round trip. Lookups of concurrent requests are
+coalesced: those made in one turn of the event loop go to Redis as one script call per hash
+slot, in one round trip (api.redis_scripts), so a busy process pays redis-py's cost per
+command once for many requests.
 
 Other domains' per-user data that every request of the user may need (billing's subscription,
 for entitlements) rides along as a *facet*: a few correlated scalar subqueries added to the
@@ -40,8 +43,12 @@ from sqlalchemy import Select, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from api.redis_scripts import Script, by_slot, run_script
+
 if TYPE_CHECKING:
     from api.redis_client import AsyncRedis
+
+_PendingLookup = tuple[uuid.UUID, uuid.UUID, "asyncio.Future[tuple[Any, Any]]"]
 
 logger = logging.getLogger("api.cache")
 
@@ -59,16 +66,24 @@ SESSION_INFO_KEY = "user_cache"
 _CHANGED_KEY = "user_cache_changed"
 _COMMITTED_KEY = "user_cache_committed"
 
-# KEYS[1]: the user's version key, KEYS[2]: the entry. ARGV[1]: a fresh token, used when the
-# user has no version yet; ARGV[2]: its lifetime. Returns {current token, entry or false}.
-LOOKUP_SCRIPT = """
-local version = redis.call('GET', KEYS[1])
-if not version then
-  version = ARGV[1]
-  redis.call('SET', KEYS[1], version, 'EX', ARGV[2])
+# Lookups of concurrent requests, coalesced. KEYS: each lookup's version key and entry key, in
+# turn. ARGV[1]: the version's lifetime; ARGV[1 + i]: a fresh token for lookup i, used when its
+# user has no version yet. Returns, per lookup, {current token, entry or false}.
+LOOKUP_SCRIPT = Script("""
+local out = {}
+for i = 1, #KEYS / 2 do
+  local version = redis.call('GET', KEYS[2 * i - 1])
+  if not version then
+    version = ARGV[i + 1]
+    redis.call('SET', KEYS[2 * i - 1], version, 'EX', ARGV[1])
+  end
+  out[2 * i - 1] = version
+  out[2 * i] = redis.call('GET', KEYS[2 * i])
 end
-return {version, redis.call('GET', KEYS[2])}
-"""
+return out
+""")
+# Lookups per script call: bounds how long one call keeps Redis busy.
+MAX_BATCH = 128
 
 
 def _redis_failures() -> tuple[type[BaseException], ...]:
@@ -89,6 +104,10 @@ def _entry_key(user_id: uuid.UUID, session_id: uuid.UUID) -> str:
     return f"slipway:user:{{{user_id}}}:session:{session_id}:e2"
 
 
+def _lookup_keys(user_id: uuid.UUID, session_id: uuid.UUID) -> tuple[str, str]:
+    return _version_key(user_id), _entry_key(user_id, session_id)
+
+
 @dataclass(frozen=True)
 class Lookup:
     """What the cache knows: the entry if current, and the version a miss must store under."""
@@ -100,6 +119,10 @@ class Lookup:
 MISS_WITHOUT_CACHE = Lookup(entry=None, version=None)
 
 
+class CacheReplyError(RuntimeError):
+    """Redis answered the lookup script with something it cannot return."""
+
+
 class UserCache:
     def __init__(
         self,
@@ -108,9 +131,16 @@ class UserCache:
         ttl_seconds: int = ENTRY_TTL_SECONDS,
         cooldown_seconds: float = COOLDOWN_SECONDS,
     ) -> None:
+        from redis.asyncio import RedisCluster
+
         self._client = client
-        self._failures = _redis_failures()
-        self._lookup = client.register_script(LOOKUP_SCRIPT)
+        self._cluster = isinstance(client, RedisCluster)
+        # What makes a lookup a miss rather than an error.
+        self._failures: tuple[type[BaseException], ...] = (*_redis_failures(), CacheReplyError)
+        self._pending: list[_PendingLookup] = []
+        self._flush_scheduled = False
+        # Lookups under way, kept referenced until they end.
+        self._batches: set[asyncio.Task[None]] = set()
         self.ttl_seconds = ttl_seconds
         self._cooldown_seconds = cooldown_seconds
         self._bypass_until = 0.0
@@ -126,12 +156,16 @@ class UserCache:
     async def get(self, user_id: uuid.UUID, session_id: uuid.UUID) -> Lookup:
         if not self._available():
             return MISS_WITHOUT_CACHE
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[tuple[Any, Any]] = loop.create_future()
+        self._pending.append((user_id, session_id, future))
+        if not self._flush_scheduled:
+            # Sent after the requests already runnable in this turn of the loop joined in.
+            self._flush_scheduled = True
+            loop.call_soon(self._flush)
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
-                version, raw = await self._lookup(
-                    keys=[_version_key(user_id), _entry_key(user_id, session_id)],
-                    args=[secrets.token_hex(16), VERSION_TTL_SECONDS],
-                )
+                version, raw = await future
         except self._failures:
             self._failed("lookup")
             return MISS_WITHOUT_CACHE
@@ -141,6 +175,41 @@ class UserCache:
             if entry.get("version") == version_text:
                 return Lookup(entry=entry["data"], version=version_text)
         return Lookup(entry=None, version=version_text)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        pending, self._pending = self._pending, []
+        loop = asyncio.get_running_loop()
+        for start in range(0, len(pending), MAX_BATCH):
+            batch = loop.create_task(self._look_up(pending[start : start + MAX_BATCH]))
+            self._batches.add(batch)
+            batch.add_done_callback(self._batches.discard)
+
+    async def _look_up(self, items: list[_PendingLookup]) -> None:
+        groups = by_slot(items, lambda item: _version_key(item[0]), cluster=self._cluster)
+        calls = [
+            (
+                2 * len(group),
+                *(key for user, session, _ in group for key in _lookup_keys(user, session)),
+                VERSION_TTL_SECONDS,
+                *(secrets.token_hex(16) for _ in group),
+            )
+            for group in groups
+        ]
+        try:
+            replies = await run_script(self._client, LOOKUP_SCRIPT, calls)
+        except Exception as exc:  # whatever Redis or the client raised: these are misses
+            replies = [exc] * len(groups)
+        for group, reply in zip(groups, replies, strict=True):
+            for index, (_, _, future) in enumerate(group):
+                if future.done():  # the request gave up waiting (timeout) or went away
+                    continue
+                if isinstance(reply, list) and len(reply) == 2 * len(group):
+                    future.set_result((reply[2 * index], reply[2 * index + 1]))
+                elif isinstance(reply, BaseException):
+                    future.set_exception(reply)
+                else:
+                    future.set_exception(CacheReplyError(type(reply).__name__))
 
     async def put(
         self, user_id: uuid.UUID, session_id: uuid.UUID, version: str, data: dict[str, Any]
@@ -171,6 +240,9 @@ class UserCache:
                 self._failed("invalidate", bypass_seconds=self.ttl_seconds)
 
     async def close(self) -> None:
+        # Lookups still waiting time out into misses.
+        for batch in list(self._batches):
+            batch.cancel()
         await self._client.aclose()
 
 

@@ -9,9 +9,9 @@ restarted or was flushed, or a replica was promoted: scripts are not replicated)
 by sending the same keys once as `EVAL`, which loads it again.
 
 On a Redis Cluster (REDIS_CLUSTER) a script may only touch keys of one hash slot, so a batch
-is split by slot: one `EVALSHA` per slot, all of them in one pipeline, which redis-py sends as
-one write per node, to all nodes at once. The round trip stays one (per node, in parallel);
-MOVED and ASK replies during resharding or failover are followed by redis-py.
+is split by slot: one `EVALSHA` per slot, all of them in one pipeline (api.redis_scripts). The
+round trip stays one (per node, in parallel); MOVED and ASK replies during resharding or
+failover are followed by redis-py.
 
 Whenever Redis errors, or the reply has not arrived 50 ms (`timeout`) after the batch was
 sent (a reply already read by then but still queued behind other work of a busy event loop
@@ -27,7 +27,6 @@ ignored.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
 from collections.abc import Callable
@@ -35,13 +34,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import RedisCluster
-from redis.crc import key_slot
 from redis.exceptions import (
     ClusterDownError,
-    NoScriptError,
     RedisClusterException,
     RedisError,
-    ResponseError,
 )
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -50,6 +46,7 @@ from api.observability.metrics import ratelimit_backend_errors_total
 from api.ratelimit.gcra import Decision, InProcessBackend
 from api.ratelimit.policies import Policy
 from api.redis_client import redis_client
+from api.redis_scripts import Script, by_slot, run_script
 
 if TYPE_CHECKING:
     from api.redis_client import AsyncRedis
@@ -83,7 +80,7 @@ _TOPOLOGY_ERRORS = (
 # KEYS[i]: one key per decision. ARGV[1]: now (ms); ARGV[2i], ARGV[2i+1]: interval (ms) and
 # quota of decision i. Returns, per decision, 1/0 (admitted) and how many ms the key's
 # theoretical arrival time runs ahead of now. Same arithmetic as gcra.gcra_step.
-GCRA_SCRIPT = """
+GCRA_SCRIPT = Script("""
 local now = tonumber(ARGV[1])
 local out = {}
 for i = 1, #KEYS do
@@ -102,8 +99,8 @@ for i = 1, #KEYS do
   end
 end
 return out
-"""
-GCRA_SCRIPT_SHA = hashlib.sha1(GCRA_SCRIPT.encode(), usedforsecurity=False).hexdigest()
+""")
+GCRA_SCRIPT_SHA = GCRA_SCRIPT.sha
 
 _Pending = tuple[str, Policy, "asyncio.Future[Decision]"]
 
@@ -201,12 +198,10 @@ class RedisBackend:
         return items
 
     def _groups(self, items: list[_Pending], now_ms: int) -> list[_Group]:
-        if not self._cluster:
-            return [_Group.of(items, now_ms)]
-        by_slot: dict[int, list[_Pending]] = {}
-        for item in items:
-            by_slot.setdefault(key_slot(item[0].encode()), []).append(item)
-        return [_Group.of(slot_items, now_ms) for slot_items in by_slot.values()]
+        return [
+            _Group.of(group, now_ms)
+            for group in by_slot(items, lambda item: item[0], cluster=self._cluster)
+        ]
 
     async def _round_trip(self, batch: _Batch) -> None:
         # The budget starts now, as the command is written (this task's first step may come
@@ -229,26 +224,7 @@ class RedisBackend:
 
     async def _evaluate(self, groups: list[_Group]) -> list[Any]:
         """One reply per group: the script's list, or the error Redis answered it with."""
-        replies = await self._send(groups, "EVALSHA", GCRA_SCRIPT_SHA)
-        missing = [index for index, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
-        if missing:
-            # The node lost its scripts: EVAL runs these groups and caches the script there.
-            again = await self._send([groups[index] for index in missing], "EVAL", GCRA_SCRIPT)
-            for index, reply in zip(missing, again, strict=True):
-                replies[index] = reply
-        return replies
-
-    async def _send(self, groups: list[_Group], verb: str, script: str) -> list[Any]:
-        if len(groups) == 1:
-            try:
-                return [await self._client.execute_command(verb, script, *groups[0].command)]
-            except ResponseError as exc:  # an error reply: the caller decides what it means
-                return [exc]
-        pipeline = self._client.pipeline(transaction=False)
-        for group in groups:
-            pipeline.execute_command(verb, script, *group.command)
-        replies: list[Any] = await pipeline.execute(raise_on_error=False)
-        return replies
+        return await run_script(self._client, GCRA_SCRIPT, [group.command for group in groups])
 
     def _settle(self, batch: _Batch, replies: list[Any]) -> None:
         """Decide every group from its reply (in-process where it failed)."""
@@ -329,7 +305,7 @@ class RedisBackend:
         until Redis answers)."""
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
-                await self._client.script_load(GCRA_SCRIPT)
+                await self._client.script_load(GCRA_SCRIPT.text)
         except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
             logger.warning("rate-limit Redis not reachable at start-up", extra={"error": repr(exc)})
 

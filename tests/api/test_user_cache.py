@@ -10,8 +10,10 @@ that was never used.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -19,10 +21,14 @@ from typing import Any
 import httpx
 import pytest
 import pytest_asyncio
+import redis
 from fastapi import FastAPI
+from redis.crc import key_slot
 
 from api.auth import service
+from api.redis_client import redis_client
 from api.settings import Settings
+from api.user_cache import LOOKUP_SCRIPT, UserCache
 from tests.api.auth_helpers import STRONG_PASSWORD, bearer, login, register_and_login
 from tests.api.billing_emulator import BillingStripe
 from tests.api.billing_support import (
@@ -244,3 +250,94 @@ async def test_an_unreachable_cluster_bypasses_the_cache_without_an_error(
             assert ready.json()["failing"] == ["redis"]
     finally:
         delete_all_rows(postgres_url)
+
+
+def _lookup_calls(nodes: list[redis.Redis]) -> int:
+    """Lookup script calls the nodes ran since their slow logs were reset (each logs every
+    command: slowlog-log-slower-than 0)."""
+    sha = LOOKUP_SCRIPT.sha.encode()
+    return sum(
+        1
+        for node in nodes
+        for entry in node.slowlog_get(1000)
+        if entry["command"].split()[:2] == [b"EVALSHA", sha]
+    )
+
+
+@contextmanager
+def every_command_logged(nodes: list[redis.Redis]) -> Iterator[None]:
+    for node in nodes:
+        node.config_set("slowlog-log-slower-than", 0)
+        node.config_set("slowlog-max-len", 1000)
+        node.slowlog_reset()
+    try:
+        yield
+    finally:
+        for node in nodes:
+            node.config_set("slowlog-log-slower-than", 10_000)  # Redis's default
+            node.slowlog_reset()
+
+
+async def _concurrent_lookups_answer_each_their_own(
+    cache: UserCache, nodes: list[redis.Redis], users: list[tuple[uuid.UUID, uuid.UUID]]
+) -> int:
+    """The users looked up at once, half of them cached: each lookup gets its own entry.
+    Returns the lookup script calls the concurrent round made."""
+    half = len(users) // 2
+    first = await asyncio.gather(*(cache.get(user, session) for user, session in users))
+    assert all(lookup.entry is None and lookup.version for lookup in first)
+    for (user, session), lookup in zip(users[:half], first[:half], strict=True):
+        assert lookup.version is not None
+        await cache.put(user, session, lookup.version, {"user": str(user)})
+    with every_command_logged(nodes):
+        again = await asyncio.gather(*(cache.get(user, session) for user, session in users))
+        calls = _lookup_calls(nodes)
+    cached = [{"user": str(user)} for user, _ in users[:half]]
+    assert [lookup.entry for lookup in again] == cached + [None] * (len(users) - half)
+    assert [lookup.version for lookup in again] == [lookup.version for lookup in first]
+    return calls
+
+
+def _sessions(count: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    return [(uuid.uuid4(), uuid.uuid4()) for _ in range(count)]
+
+
+def _users_sharing_a_slot(count: int) -> list[tuple[uuid.UUID, uuid.UUID]]:
+    """Users whose keys hash to one cluster slot (the user id is their hash tag)."""
+    first = uuid.uuid4()
+    slot = key_slot(str(first).encode())
+    users = [first]
+    while len(users) < count:
+        candidate = uuid.uuid4()
+        if key_slot(str(candidate).encode()) == slot:
+            users.append(candidate)
+    return [(user, uuid.uuid4()) for user in users]
+
+
+async def test_concurrent_lookups_go_to_redis_as_one_script_call(tmp_path: Path) -> None:
+    throwaway_redis = ThrowawayRedis(tmp_path)
+    throwaway_redis.start()
+    cache = UserCache(redis_client(throwaway_redis.url, caller_bounds_calls=True))
+    try:
+        nodes = [throwaway_redis.client()]
+        assert await _concurrent_lookups_answer_each_their_own(cache, nodes, _sessions(20)) == 1
+    finally:
+        await cache.close()
+        throwaway_redis.kill()
+
+
+async def test_concurrent_lookups_on_a_cluster_make_one_call_per_hash_slot(
+    redis_cluster: LocalRedisCluster,
+) -> None:
+    cache = UserCache(redis_client(redis_cluster.url, cluster=True, caller_bounds_calls=True))
+    nodes = [node.client() for node in redis_cluster.nodes]
+    # Four users in one slot, interleaved with others wherever they hash: a call per slot (a
+    # script may not span slots on a cluster), all in one round trip, a pipeline per node.
+    together, elsewhere = _users_sharing_a_slot(4), _sessions(4)
+    users = [user for pair in zip(together, elsewhere, strict=True) for user in pair]
+    slots = {key_slot(str(user).encode()) for user, _ in users}
+    try:
+        calls = await _concurrent_lookups_answer_each_their_own(cache, nodes, users)
+        assert calls == len(slots) < len(users)
+    finally:
+        await cache.close()
