@@ -9,9 +9,12 @@ committed file is stale; a test runs the same comparison.
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
 import os
 import re
 import sys
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -58,11 +61,40 @@ def _default(field: Any) -> str:
     return f"`{field.default}`"
 
 
+def attribute_docstrings(cls: type) -> dict[str, str]:
+    """Each annotated class attribute's docstring: the string literal right after it."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(cls))).body[0]
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for node, following in zip(body.body, body.body[1:], strict=False):
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and isinstance(following, ast.Expr)
+            and isinstance(following.value, ast.Constant)
+            and isinstance(following.value.value, str)
+        ):
+            docs[node.target.id] = inspect.cleandoc(following.value.value)
+    return docs
+
+
+def setting_descriptions() -> dict[str, str]:
+    """Each setting's description: its Field's, else its docstring ("" when it has neither)."""
+    from api.settings import Settings
+
+    docs = attribute_docstrings(Settings)
+    return {
+        name: field.description or docs.get(name, "")
+        for name, field in Settings.model_fields.items()
+    }
+
+
 def settings() -> list[str]:
     from api.settings import Settings
 
+    descriptions = setting_descriptions()
     rows = (
-        (f"`{name.upper()}`", _default(field), field.description or "")
+        (f"`{name.upper()}`", _default(field), descriptions[name])
         for name, field in Settings.model_fields.items()
     )
     return [

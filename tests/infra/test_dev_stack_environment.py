@@ -9,9 +9,11 @@ prod declare neither: a missing REDIS_URL there still stops start-up.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
+from benchmarks.bench_cold_start import lambda_environment
 from infra_pulumi.plan import Plan
 from tests.infra.conftest import collect, of_type, one, run_offline
 
@@ -63,3 +65,18 @@ def test_a_dev_stack_with_nat_requires_verified_email_again() -> None:
     for name, environment in _api_environments(plan).items():
         assert "REQUIRE_VERIFIED_EMAIL" not in environment, name
         assert environment["RATE_LIMITS_SHARED"] == "false", name  # still no cache
+
+
+def test_the_cold_start_benchmark_imports_the_api_as_the_dev_function_runs_it(
+    dev: Plan, tmp_path: Path
+) -> None:
+    """`make bench` measures the Lambda cold start with the dev function's own switches: a
+    benchmark environment that differs (say, with a REDIS_URL the function never gets) times
+    an import the function never does."""
+    (function,) = of_type(dev, FUNCTION)
+    deployed = dict(function.props["environment"]["variables"])
+    measured = lambda_environment(tmp_path)
+    for switch in ("APP_ENV", "RATE_LIMITS_SHARED", "REQUIRE_VERIFIED_EMAIL", "EMAIL_BACKEND"):
+        assert measured.get(switch) == deployed.get(switch), switch
+    assert not any("redis" in name.lower() for name in deployed)
+    assert "REDIS_URL" not in measured
