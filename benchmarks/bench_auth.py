@@ -124,28 +124,34 @@ def _slipway(
         ]
 
 
+def _load(target: Target) -> Result:
+    return load(
+        target.name,
+        target.url,
+        method=target.method,
+        body=target.body,
+        headers=target.headers,
+        duration=ROUND_SECONDS,
+    )
+
+
 def _measure(targets: list[Target]) -> dict[str, float]:
-    """Rounds of (baseline, every target): on a shared machine the load drifts, so each
+    """Rounds of (baseline, target) pairs: on a shared machine the load drifts, so each
     target is compared with the baseline measured just before it, and medians are shown."""
+    baseline, cases = targets[0], targets[1:]
     runs: dict[str, list[Result]] = {target.name: [] for target in targets}
-    ratios: dict[str, list[float]] = {target.name: [] for target in targets}
+    ratios: dict[str, list[float]] = {baseline.name: [1.0], **{c.name: [] for c in cases}}
     for _ in range(ROUNDS):
-        baseline: Result | None = None
-        for target in targets:
-            result = load(
-                target.name,
-                target.url,
-                method=target.method,
-                body=target.body,
-                headers=target.headers,
-                duration=ROUND_SECONDS,
-            )
+        for target in cases:
+            base = _load(baseline)
+            result = _load(target)
+            runs[baseline.name].append(base)
             runs[target.name].append(result)
-            baseline = baseline or result
-            ratios[target.name].append(result.requests_per_second / baseline.requests_per_second)
+            ratios[target.name].append(result.requests_per_second / base.requests_per_second)
     print(
         f"\nAuthentication: throughput against a bare FastAPI app  (wrk -t1 -c{CONNECTIONS}, "
-        f"{ROUNDS} rounds of {ROUND_SECONDS}s, one uvicorn worker each; medians)"
+        f"{ROUNDS} rounds of {ROUND_SECONDS}s, one uvicorn worker each; each case right after "
+        "a baseline run; medians)"
     )
     print(f"{'case':<48} {'req/s':>10} {'p99 ms':>9} {'x baseline':>11} {'non-2xx':>8}")
     for name, results in runs.items():

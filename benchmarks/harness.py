@@ -24,6 +24,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION_SECONDS = int(os.environ.get("BENCH_DURATION", "10"))
+# wrk stops with requests still in flight; the server finishes them (32 argon2 logins take
+# about a second) before the next load starts, or they would slow whatever runs next.
+SETTLE_SECONDS = float(os.environ.get("BENCH_SETTLE", "1"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "32"))
 
 
@@ -135,6 +138,7 @@ def load(
         ).stdout  # fmt: skip
     finally:
         os.unlink(script.name)
+        time.sleep(SETTLE_SECONDS)
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", output).group(1))  # type: ignore[union-attr]
     p99 = re.search(r"^\s+99%\s+(\S+)", output, re.MULTILINE)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
