@@ -25,7 +25,7 @@ from api.auth.schemas import (
     UserPage,
 )
 from api.billing.entitlements import entitlements_of
-from api.db import DatabaseDep, SessionDep
+from api.db import SessionDep, database_of
 from api.email.setup import EmailSenderDep, email_sender_of
 from api.errors import ProblemError
 from api.http_caching import NOT_MODIFIED_RESPONSE
@@ -195,8 +195,10 @@ async def revoke_session(session_id: uuid.UUID, user: CurrentUser, db: SessionDe
 
 
 @users_router.get("/me", responses=_UNAUTHORIZED)
-async def me(request: Request, user: CurrentUser, database: DatabaseDep) -> CurrentUserOut:
-    entitlements = await entitlements_of(request, database, user)
+async def me(request: Request, user: CurrentUser) -> CurrentUserOut:
+    # The database is looked up rather than injected: one dependency fewer to solve on the
+    # API's busiest authenticated endpoint (docs/performance.md).
+    entitlements = await entitlements_of(request, database_of(request), user)
     return CurrentUserOut(**user_out(user).model_dump(), entitlements=entitlements)
 
 
