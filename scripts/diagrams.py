@@ -265,11 +265,13 @@ CODE_LAYERS: dict[str, tuple[str, ...]] = {
         "api.observability",
         "api.health",
         "api.middleware",
+        "api.route_index",
     ),
     "platform": (
         "api.db",
         "api.user_cache",
         "api.redis_client",
+        "api.redis_scripts",
         "api.settings",
         "api.errors",
         "api.logging_config",
