@@ -22,7 +22,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi.routing import APIRoute, iter_route_contexts
+from fastapi.routing import (
+    _FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY,
+    _FASTAPI_SCOPE_KEY,
+    APIRoute,
+    iter_route_contexts,
+)
 from starlette.routing import compile_path
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -34,10 +39,11 @@ _ENTRY_BYTES = _MAX_CACHED_PATH + 512  # the path, the key tuple, path parameter
 _CACHE_BYTES = 4 * 1024 * 1024
 _CACHE_ENTRIES = _CACHE_BYTES // _ENTRY_BYTES
 
-# Where FastAPI keeps the route it selected for the request (fastapi.routing): APIRoute.handle
-# reads it to run the endpoint with the dependencies its including routers added.
-_FASTAPI_SCOPE_KEY = "fastapi"
-_EFFECTIVE_ROUTE_CONTEXT_KEY = "effective_route_context"
+# FastAPI keeps the route it selected under scope[_FASTAPI_SCOPE_KEY], where APIRoute.handle
+# reads it to run the endpoint with the dependencies its including routers added (a router's
+# auth, say). Those keys are imported from fastapi.routing rather than copied, so that a
+# release renaming them fails at start-up instead of silently dropping such dependencies.
+# A request FastAPI's own telemetry traces goes through its router, which names the span.
 _TELEMETRY_SCOPE_KEY = "fastapi.telemetry"
 
 
@@ -178,7 +184,7 @@ class IndexedDispatch:
         scope["route"] = api_route
         if route.effective_context is not None:
             fastapi_scope = scope.setdefault(_FASTAPI_SCOPE_KEY, {})
-            fastapi_scope[_EFFECTIVE_ROUTE_CONTEXT_KEY] = route.effective_context
+            fastapi_scope[_FASTAPI_EFFECTIVE_ROUTE_CONTEXT_KEY] = route.effective_context
         await api_route.handle(scope, receive, send)
 
 
