@@ -56,6 +56,8 @@ ENTRY_TTL_SECONDS = 60
 # How long one cache call may take before it counts as a miss (the client has no socket
 # timeout of its own: api.redis_client, caller_bounds_calls).
 CALL_TIMEOUT_SECONDS = 0.25
+# Start-up may connect, read a cluster's slot map and load the script on every primary.
+START_TIMEOUT_SECONDS = 2.0
 # Longer than any entry lives, so a version key never expires under a current entry.
 VERSION_TTL_SECONDS = 86_400
 COOLDOWN_SECONDS = 1.0
@@ -148,10 +150,24 @@ class UserCache:
     def _available(self) -> bool:
         return time.monotonic() >= self._bypass_until
 
-    def _failed(self, action: str, *, bypass_seconds: float | None = None) -> None:
-        logger.warning("user cache unavailable", extra={"action": action})
+    def _failed(
+        self, action: str, error: BaseException, *, bypass_seconds: float | None = None
+    ) -> None:
+        # The error's repr names the failure (a timeout, a refused connection), never the URL.
+        logger.warning("user cache unavailable", extra={"action": action, "error": repr(error)})
         pause = self._cooldown_seconds if bypass_seconds is None else bypass_seconds
         self._bypass_until = max(self._bypass_until, time.monotonic() + pause)
+
+    async def start(self) -> None:
+        """Connect and load the lookup script before the first request (on a cluster: on every
+        primary). Otherwise the first lookups pay for it within their own time limit, and on a
+        busy start one that runs out puts the cache in its cool-down. Not fatal: lookups miss
+        until Redis answers."""
+        try:
+            async with asyncio.timeout(START_TIMEOUT_SECONDS):
+                await self._client.script_load(LOOKUP_SCRIPT.text)
+        except self._failures as exc:
+            logger.warning("user cache not reachable at start-up", extra={"error": repr(exc)})
 
     async def get(self, user_id: uuid.UUID, session_id: uuid.UUID) -> Lookup:
         if not self._available():
@@ -166,8 +182,8 @@ class UserCache:
         try:
             async with asyncio.timeout(CALL_TIMEOUT_SECONDS):
                 version, raw = await future
-        except self._failures:
-            self._failed("lookup")
+        except self._failures as exc:
+            self._failed("lookup", exc)
             return MISS_WITHOUT_CACHE
         version_text = version.decode() if isinstance(version, bytes) else str(version)
         if raw:
@@ -223,8 +239,8 @@ class UserCache:
                 await self._client.set(
                     _entry_key(user_id, session_id), payload, ex=self.ttl_seconds
                 )
-        except self._failures:
-            self._failed("store")
+        except self._failures as exc:
+            self._failed("store", exc)
 
     async def invalidate(self, *user_ids: uuid.UUID) -> None:
         """Make every cached entry of these users stale; call after the change is committed."""
@@ -234,10 +250,10 @@ class UserCache:
                     await self._client.set(
                         _version_key(user_id), secrets.token_hex(16), ex=VERSION_TTL_SECONDS
                     )
-            except self._failures:
+            except self._failures as exc:
                 # Another process may still hold a current entry until it expires; this one
                 # at least stops trusting the cache for as long as such an entry may live.
-                self._failed("invalidate", bypass_seconds=self.ttl_seconds)
+                self._failed("invalidate", exc, bypass_seconds=self.ttl_seconds)
 
     async def close(self) -> None:
         # Lookups still waiting time out into misses.

@@ -341,3 +341,19 @@ async def test_concurrent_lookups_on_a_cluster_make_one_call_per_hash_slot(
         assert calls == len(slots) < len(users)
     finally:
         await cache.close()
+
+
+async def test_the_lookup_script_is_loaded_on_every_primary_at_start_up(
+    app_harness: AppHarness, postgres_url: str, redis_cluster: LocalRedisCluster
+) -> None:
+    """Before the first request: otherwise the first lookups connect, read the slot map and
+    load the script within their own 250 ms, and one that runs out cools the cache down."""
+    primaries = [node.client() for node in redis_cluster.primary_nodes()]
+    for primary in primaries:
+        primary.script_flush()
+    await app_harness.start(
+        make_settings(postgres_url, redis_url=redis_cluster.url, redis_cluster=True)
+    )
+    assert [primary.script_exists(LOOKUP_SCRIPT.sha) for primary in primaries] == [[True]] * len(
+        primaries
+    )
