@@ -229,6 +229,12 @@ class Database:
     def is_postgres(self) -> bool:
         return self.url.startswith("postgresql")
 
+    async def start(self) -> None:
+        """Warm what the first requests would otherwise wait for: the user cache's connection
+        and script (the engine connects on first use)."""
+        if self.user_cache is not None:
+            await self.user_cache.start()
+
     async def dispose(self) -> None:
         if self.user_cache is not None:
             await self.user_cache.close()

@@ -53,6 +53,7 @@ def _lifespan(
         # process and pools survive between invocations.
         async with app.state.startup_lock:
             if not app.state.started:
+                await app.state.database.start()
                 for hook in app.state.startup_hooks:
                     await hook(app)
                 app.state.started = True

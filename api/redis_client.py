@@ -20,6 +20,15 @@ if TYPE_CHECKING:
     AsyncRedis: TypeAlias = Redis | RedisCluster
 
 
+def redis_failures() -> tuple[type[BaseException], ...]:
+    """What a call to Redis raises when Redis is unreachable, slow or refuses: callers treat
+    these as Redis being away. A cluster client that cannot read the slot map raises
+    RedisClusterException, which is no RedisError."""
+    from redis.exceptions import RedisClusterException, RedisError
+
+    return (RedisError, RedisClusterException, OSError, TimeoutError)
+
+
 def redis_client(
     url: str,
     *,

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
 if TYPE_CHECKING:
@@ -27,10 +27,11 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Script:
     text: str
+    sha: str = field(init=False)  # what EVALSHA names it by, worked out once
 
-    @property
-    def sha(self) -> str:
-        return hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
+    def __post_init__(self) -> None:
+        sha = hashlib.sha1(self.text.encode(), usedforsecurity=False).hexdigest()
+        object.__setattr__(self, "sha", sha)
 
 
 def by_slot(items: Sequence[T], key_of: Callable[[T], str], *, cluster: bool) -> list[list[T]]:

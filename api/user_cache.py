@@ -16,8 +16,8 @@ slot, in one round trip (api.redis_scripts), so a busy process pays redis-py's c
 command once for many requests.
 
 Other domains' per-user data that every request of the user may need (billing's subscription,
-for entitlements) rides along as a *facet*: a few correlated scalar subqueries added to the
-user's own read on a miss, cached in the same entry. A change to such data marks the user
+for entitlements) rides along as a *facet*: a row outer-joined to the user's own read on a
+miss (`with_facets`), cached in the same entry. A change to such data marks the user
 (`mark_user_changed`); the invalidation follows the commit (`CachingSession`).
 
 Redis is an optimisation, never a dependency: any error or timeout means a miss (the caller
@@ -43,6 +43,7 @@ from sqlalchemy import Select, event
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
+from api.redis_client import redis_failures
 from api.redis_scripts import Script, by_slot, run_script
 
 if TYPE_CHECKING:
@@ -88,14 +89,6 @@ return out
 MAX_BATCH = 128
 
 
-def _redis_failures() -> tuple[type[BaseException], ...]:
-    # Imported with the client, not with this module (api.redis_client). A cluster client
-    # that cannot read the slot map raises RedisClusterException, which is no RedisError.
-    from redis.exceptions import RedisClusterException, RedisError
-
-    return (RedisError, RedisClusterException, OSError, TimeoutError)
-
-
 def _version_key(user_id: uuid.UUID) -> str:
     return f"slipway:user:{{{user_id}}}:version"
 
@@ -138,7 +131,7 @@ class UserCache:
         self._client = client
         self._cluster = isinstance(client, RedisCluster)
         # What makes a lookup a miss rather than an error.
-        self._failures: tuple[type[BaseException], ...] = (*_redis_failures(), CacheReplyError)
+        self._failures: tuple[type[BaseException], ...] = (*redis_failures(), CacheReplyError)
         self._pending: list[_PendingLookup] = []
         self._flush_scheduled = False
         # Lookups under way, kept referenced until they end.

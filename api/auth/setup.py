@@ -39,9 +39,6 @@ async def bootstrap_admin(app: FastAPI) -> None:
 async def auth_startup(app: FastAPI) -> None:
     keyring_for(app)  # a broken JWT_PRIVATE_KEYS stops the start-up, not the first request
     await bootstrap_admin(app)
-    cache = app.state.database.user_cache
-    if cache is not None:
-        await cache.start()
 
 
 def install_auth(app: FastAPI) -> None:

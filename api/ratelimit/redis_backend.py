@@ -34,18 +34,14 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from redis.asyncio import RedisCluster
-from redis.exceptions import (
-    ClusterDownError,
-    RedisClusterException,
-    RedisError,
-)
+from redis.exceptions import ClusterDownError, RedisClusterException
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from api.observability.metrics import ratelimit_backend_errors_total
 from api.ratelimit.gcra import Decision, InProcessBackend
 from api.ratelimit.policies import Policy
-from api.redis_client import redis_client
+from api.redis_client import redis_client, redis_failures
 from api.redis_scripts import Script, by_slot, run_script
 
 if TYPE_CHECKING:
@@ -306,7 +302,7 @@ class RedisBackend:
         try:
             async with asyncio.timeout(COMMAND_TIMEOUT_SECONDS):
                 await self._client.script_load(GCRA_SCRIPT.text)
-        except (RedisError, RedisClusterException, OSError, TimeoutError) as exc:
+        except redis_failures() as exc:
             logger.warning("rate-limit Redis not reachable at start-up", extra={"error": repr(exc)})
 
     async def ping(self) -> None:
