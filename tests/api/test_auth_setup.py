@@ -254,6 +254,8 @@ async def test_outdated_password_hashes_are_upgraded_at_login(
         (unique_email("admin"), "1qaz2wsx3edc", "BOOTSTRAP_ADMIN_PASSWORD"),
         ("not-an-email", STRONG_PASSWORD, "BOOTSTRAP_ADMIN_EMAIL"),
     ],
+    # Stable ids (the email is random): `pytest --lf` and parallel workers find the same test.
+    ids=["weak-password", "malformed-email"],
 )
 async def test_unusable_bootstrap_admin_settings_stop_the_start_up(
     app_harness: AppHarness, sqlite_url: str, email: str, password: str, named: str

@@ -301,6 +301,8 @@ def _any_price_id(http: httpx.Client) -> str:
 @pytest.mark.parametrize(
     "signature",
     [None, "", "t=1,v1=" + "0" * 64, f"t={int(time.time())},v1=" + "f" * 64, "garbage"],
+    # Stable ids (one signature carries the time): `pytest --lf` and parallel workers agree.
+    ids=["missing", "empty", "expired", "forged", "garbage"],
 )
 def test_unsigned_or_forged_webhooks_change_nothing(
     http: httpx.Client, signature: str | None
