@@ -102,8 +102,12 @@ lint: sync ## ruff (lint + format check), mypy, import contracts, hadolint (API 
 	$(UV) run --no-sync lint-imports
 	$(UV) run --no-sync hadolint Dockerfile Dockerfile.flows
 
+# Two workers: most tests wait on servers, databases and subprocesses, so two share the
+# machine's cores well (tests/conftest.py keeps the tests of a costly fixture on one worker).
+TEST_WORKERS ?= 2
+
 test: sync system-deps actionlint-deps lint ## install what tests need, lint, run the whole suite
-	$(UV) run --no-sync pytest
+	$(UV) run --no-sync pytest -n $(TEST_WORKERS) --dist loadgroup
 
 # Locally: a scratch PostgreSQL database, Redis and the Stripe emulator (TEST_DATABASE_URL,
 # TEST_REDIS_URL). Against a deployment: DAST_BASE_URL plus the tester accounts (SECURITY.md).

@@ -11,7 +11,7 @@ import atexit
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import AsyncExitStack
+from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -38,6 +38,19 @@ from tests.services import (
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
+# `make test` runs the suite on two workers (pytest-xdist, --dist loadgroup), each a session of
+# its own. The tests of these directories share costly session fixtures (a Prefect server,
+# every stack's Pulumi plan, a served deployment): each directory runs on one worker, so
+# those start once.
+ONE_WORKER_DIRECTORIES = ("flows", "infra", "dast")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        directory = item.path.relative_to(tests).parts[0]
+        if directory in ONE_WORKER_DIRECTORIES:
+            item.add_marker(pytest.mark.xdist_group(directory))
 
 
 def alembic_config(database_url: str) -> Config:
@@ -146,15 +159,31 @@ def settings_factory() -> Callable[..., Settings]:
 
 
 class AppHarness:
-    """Starts apps (lifespan included) and hands out clients; closes everything at the end."""
+    """Starts apps (lifespan included) and hands out clients.
+
+    An app lives as long as whatever started it: one started by a session or module fixture
+    until the end of the session, one started by a test or its function fixtures until that
+    test ends (`test_scope`). Each app holds database connections, and PostgreSQL's 100 were
+    running out once every app a test had started stayed open until the end of the session.
+    """
 
     def __init__(self, stack: AsyncExitStack) -> None:
-        self._stack = stack
+        self._stacks = [stack]
 
     async def start(self, settings: Settings) -> FastAPI:
         app = create_app(settings)
-        await self._stack.enter_async_context(app.router.lifespan_context(app))
+        await self._stacks[-1].enter_async_context(app.router.lifespan_context(app))
         return app
+
+    @asynccontextmanager
+    async def test_scope(self) -> AsyncIterator[None]:
+        """Apps started inside close when it ends."""
+        async with AsyncExitStack() as stack:
+            self._stacks.append(stack)
+            try:
+                yield
+            finally:
+                self._stacks.remove(stack)
 
     @staticmethod
     def client(app: FastAPI, client_ip: str = "127.0.0.1", **kwargs: Any) -> httpx.AsyncClient:
@@ -166,6 +195,15 @@ class AppHarness:
 async def app_harness() -> AsyncIterator[AppHarness]:
     async with AsyncExitStack() as stack:
         yield AppHarness(stack)
+
+
+@pytest_asyncio.fixture(autouse=True)
+async def _apps_close_with_their_test(app_harness: AppHarness) -> AsyncIterator[None]:
+    # Autouse fixtures of a scope are set up before the others of that scope and torn down
+    # after them: session and module fixtures are already up (their apps stay), and the test's
+    # own fixtures are done with their apps when these close.
+    async with app_harness.test_scope():
+        yield
 
 
 @pytest_asyncio.fixture(scope="session")
