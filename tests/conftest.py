@@ -39,10 +39,10 @@ from tests.services import (
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
 # `make test` runs the suite on two workers (pytest-xdist, --dist loadgroup), each a session of
-# its own. The tests of these directories share costly session fixtures (a Prefect server,
-# every stack's Pulumi plan, a served deployment): each directory runs on one worker, so
-# those start once.
-ONE_WORKER_DIRECTORIES = ("flows", "infra", "dast")
+# its own. The flows tests share a Prefect server (half a minute to start): they run on one
+# worker, so it starts once. Cheaper shared fixtures (a stack's plan, a served deployment)
+# start on both workers, which lets their long tests spread.
+ONE_WORKER_DIRECTORIES = ("flows",)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -169,21 +169,28 @@ class AppHarness:
 
     def __init__(self, stack: AsyncExitStack) -> None:
         self._stacks = [stack]
+        self._lasting: list[FastAPI] = []  # started by session and module fixtures
 
     async def start(self, settings: Settings) -> FastAPI:
         app = create_app(settings)
         await self._stacks[-1].enter_async_context(app.router.lifespan_context(app))
+        if len(self._stacks) == 1:
+            self._lasting.append(app)
         return app
 
     @asynccontextmanager
     async def test_scope(self) -> AsyncIterator[None]:
-        """Apps started inside close when it ends."""
+        """Apps started inside close when it ends; the lasting apps' idle pooled connections
+        close too (a burst in one test left up to 20 per app open for the rest of the
+        session; `make test` runs two sessions against one PostgreSQL)."""
         async with AsyncExitStack() as stack:
             self._stacks.append(stack)
             try:
                 yield
             finally:
                 self._stacks.remove(stack)
+        for app in self._lasting:
+            await app.state.database.engine.dispose()
 
     @staticmethod
     def client(app: FastAPI, client_ip: str = "127.0.0.1", **kwargs: Any) -> httpx.AsyncClient:
